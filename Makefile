@@ -1,0 +1,43 @@
+# The two commands: `make run` and `make test`. Everything else here is for developers.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench extract update-catalogs compile-catalogs clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+locales/%/LC_MESSAGES/messages.mo: locales/%/LC_MESSAGES/messages.po $(STAMP)
+	$(BIN)/pybabel compile -d locales -D messages -l $*
+
+compile-catalogs: locales/zh_CN/LC_MESSAGES/messages.mo locales/en/LC_MESSAGES/messages.mo
+
+run: $(STAMP) compile-catalogs
+	$(BIN)/linli init
+	$(BIN)/linli run
+
+test: $(STAMP) compile-catalogs
+	$(BIN)/linli init
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(STAMP) compile-catalogs
+	$(BIN)/python bench/updates.py
+
+extract: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k _ -k gettext -k ngettext:1,2 --no-location --sort-output -o locales/messages.pot .
+
+update-catalogs: extract
+	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching --no-location
+
+clean:
+	rm -rf $(VENV) data

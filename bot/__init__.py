@@ -1,0 +1,1 @@
+"""The running program: configuration, assembly, CLI, scheduler, i18n, web and channels."""

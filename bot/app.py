@@ -1,0 +1,177 @@
+"""Assembly: every dependency is built here from the settings and passed in, never looked up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+
+from bot import database
+from bot.channels.console import ConsoleChannel
+from bot.channels.telegram import MenuEntry, TelegramChannel
+from bot.config import Settings
+from bot.delivery import OutboxDispatcher
+from bot.scheduler import Ticker, start_scheduler
+from bot.web import build_web_app
+from handlers.catalog import build_registry
+from handlers.engine import DialogueEngine, FlowRegistry, system_clock
+from handlers.flow import CommunityRules
+from handlers.help import CANCEL_DESCRIPTION
+from handlers.i18n import Catalogs
+from services import community
+from services.community import CommunitySpec, GridSpec
+
+log = logging.getLogger("linli")
+
+
+def community_spec(settings: Settings) -> CommunitySpec:
+    c = settings.community
+    return CommunitySpec(
+        name=c.name,
+        timezone=c.timezone,
+        grids=tuple(GridSpec(g.name, tuple(g.buildings)) for g in c.grids),
+        floors=c.layout.floors,
+        homes_per_floor=c.layout.homes_per_floor,
+    )
+
+
+def community_rules(settings: Settings) -> CommunityRules:
+    return CommunityRules(
+        name=settings.community.name,
+        default_locale=settings.community.default_locale,
+        approval=settings.community.approval,
+        flow_timeout_minutes=settings.dialogue.flow_timeout_minutes,
+        max_text_length=settings.dialogue.max_text_length,
+    )
+
+
+def public_menu(registry: FlowRegistry) -> list[MenuEntry]:
+    entries = [MenuEntry(f.command, f.description) for f in registry.commands() if f.roles is None]
+    return [*entries, MenuEntry("cancel", CANCEL_DESCRIPTION)]  # type: ignore[arg-type]
+
+
+@dataclass
+class Linli:
+    settings: Settings
+    db: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    catalogs: Catalogs
+    registry: FlowRegistry
+    dialogue: DialogueEngine
+    dispatcher: OutboxDispatcher
+    ticker: Ticker
+    telegram: TelegramChannel | None = None
+    web: Starlette | None = field(default=None)
+
+    async def init(self) -> community.LoadSummary:
+        """`linli init`: migrate, then create whatever of the configured structure is missing."""
+        await database.migrate(self.db)
+        async with self.sessions() as session, session.begin():
+            return await community.load_structure(session, community_spec(self.settings))
+
+    async def close(self) -> None:
+        await self.dispatcher.drain()
+        await self.db.dispose()
+
+
+def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock) -> Linli:
+    db = database.create_engine(settings.database.url, echo=settings.database.echo)
+    sessions = database.session_factory(db)
+    catalogs = Catalogs()
+    registry = build_registry()
+    dispatcher = OutboxDispatcher(sessions, clock)
+    dialogue = DialogueEngine(
+        sessions,
+        registry,
+        catalogs,
+        community_rules(settings),
+        clock=clock,
+        after_commit=dispatcher.kick,
+    )
+    linli = Linli(
+        settings=settings,
+        db=db,
+        sessions=sessions,
+        catalogs=catalogs,
+        registry=registry,
+        dialogue=dialogue,
+        dispatcher=dispatcher,
+        ticker=Ticker(sessions, dispatcher, clock),
+    )
+    if settings.telegram.token:
+        linli.telegram = TelegramChannel(
+            settings.telegram,
+            dialogue.handle,
+            catalogs,
+            public_menu(registry),
+            settings.community.default_locale,
+        )
+        dispatcher.register(linli.telegram)
+    linli.web = build_web_app(db, linli.telegram.routes() if linli.telegram else [])
+    return linli
+
+
+class _QuietServer(uvicorn.Server):
+    """Signals belong to `serve`, which stops every part, not just the web server."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[no-untyped-def]
+        yield
+
+
+async def serve(linli: Linli, *, console_user: str | None = None) -> None:
+    """`linli run`: web app, scheduler tick, Telegram (or the console), until SIGTERM/SIGINT."""
+    settings = linli.settings
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    assert linli.web is not None
+    server = _QuietServer(
+        uvicorn.Config(
+            linli.web,
+            host=settings.web.host,
+            port=settings.web.port,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
+    web_task = asyncio.create_task(server.serve())
+    scheduler = start_scheduler(linli.ticker, settings.scheduler.tick_seconds)
+    console_task: asyncio.Task[None] | None = None
+    try:
+        if linli.telegram is not None:
+            await linli.telegram.start()
+            log.info(
+                "serving Telegram in %s mode as @%s",
+                settings.telegram.mode,
+                linli.telegram.username,
+            )
+        elif console_user is not None:
+            console = ConsoleChannel(linli.dialogue.handle, console_user)
+            linli.dispatcher.register(console)
+            console_task = asyncio.create_task(console.run())
+            if console.stdin.isatty():
+                # Ctrl-D ends a person's session; a closed pipe (a service manager) does not.
+                console_task.add_done_callback(lambda _t: stop.set())
+        await linli.ticker.safe_tick()  # deliver what a previous run left in the outbox
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        if console_task is not None:
+            console_task.cancel()
+        scheduler.shutdown(wait=False)
+        if linli.telegram is not None:
+            await linli.telegram.stop()
+        server.should_exit = True
+        await web_task
+        await linli.close()

@@ -1,0 +1,57 @@
+"""A channel that keeps what it would send, per chat: for tests, benchmarks and dry runs."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+from handlers.messages import ChatRef, Incoming, Kind, Outgoing, Reply, Sender
+
+Handle = Callable[[Incoming], Awaitable[Reply]]
+
+
+class CollectingChannel:
+    def __init__(self, handle: Handle, name: str = "collect") -> None:
+        self.name = name
+        self.handle = handle
+        self.outbox: defaultdict[str, list[Outgoing]] = defaultdict(list)
+        self._counter = 0
+
+    async def send(self, chat_id: str, message: Outgoing) -> None:
+        self.outbox[chat_id].append(message)
+
+    def incoming(
+        self,
+        who: str,
+        text: str = "",
+        *,
+        kind: Kind | None = None,
+        payload: str | None = None,
+        chat_id: str | None = None,
+        private: bool = True,
+        language_code: str | None = "en",
+        key: str | None = None,
+        **extra: object,
+    ) -> Incoming:
+        """Build what a platform would deliver; commands are parsed as Telegram does."""
+        self._counter += 1
+        if kind is None:
+            kind = Kind.COMMAND if text.startswith("/") else Kind.TEXT
+        command, args = None, ""
+        if kind is Kind.COMMAND:
+            word, _, args = text[1:].partition(" ")
+            command = word.lower()
+        return Incoming(
+            chat=ChatRef(self.name, chat_id or who, private),
+            sender=Sender(who, who.title(), language_code=language_code),
+            kind=kind,
+            update_key=key if key is not None else f"u{self._counter}",
+            text=text,
+            command=command,
+            args=args.strip(),
+            payload=payload,
+            **extra,  # type: ignore[arg-type]
+        )
+
+    async def say(self, who: str, text: str = "", **kw: object) -> Reply:
+        return await self.handle(self.incoming(who, text, **kw))  # type: ignore[arg-type]

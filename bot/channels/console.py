@@ -1,0 +1,90 @@
+"""A terminal chat with the same flows: options are numbered, a photo is `/photo PATH`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TextIO
+
+from handlers.messages import ChatRef, Incoming, Kind, Option, Outgoing, Photo, Reply, Sender
+
+CHANNEL = "console"
+Handle = Callable[[Incoming], Awaitable[Reply]]
+
+
+class ConsoleChannel:
+    name = CHANNEL
+
+    def __init__(
+        self,
+        handle: Handle,
+        user: str,
+        *,
+        stdin: TextIO | None = None,
+        stdout: TextIO | None = None,
+        language_code: str | None = None,
+    ) -> None:
+        self.handle = handle
+        self.user = user
+        self.stdin = stdin or sys.stdin
+        self.stdout = stdout or sys.stdout
+        self.language_code = language_code
+        # What the last numbered list meant; the payloads are still checked by the engine.
+        self._shown: list[Option] = []
+
+    def to_incoming(self, line: str) -> Incoming:
+        text = line.strip()
+        base = {
+            "chat": ChatRef(CHANNEL, self.user, True),
+            "sender": Sender(self.user, self.user, language_code=self.language_code),
+        }
+        if text.startswith("/photo"):
+            path = text.removeprefix("/photo").strip()
+            return Incoming(kind=Kind.PHOTO, photo=Photo(str(Path(path).expanduser())), **base)
+        if text.startswith("/") and len(text) > 1:
+            command, _, args = text[1:].partition(" ")
+            return Incoming(
+                kind=Kind.COMMAND, text=text, command=command.lower(), args=args.strip(), **base
+            )
+        if text.isdigit() and 1 <= int(text) <= len(self._shown):
+            return Incoming(kind=Kind.CHOICE, payload=self._shown[int(text) - 1].payload, **base)
+        return Incoming(kind=Kind.TEXT, text=text, **base)
+
+    async def send(self, chat_id: str, message: Outgoing) -> None:
+        if chat_id != self.user:
+            self.stdout.write(f"[to {chat_id}] ")
+        self.render(message, remember=chat_id == self.user)
+
+    def render(self, message: Outgoing, *, remember: bool = True) -> None:
+        lines = [message.text]
+        if message.image_path:
+            lines.insert(0, f"[image: {message.image_path}]")
+        lines += [f"  {i}) {option.label}" for i, option in enumerate(message.options, 1)]
+        lines += [f"  → {link.label}: {link.url}" for link in message.links]
+        if message.options and remember:
+            self._shown = list(message.options)
+        self.stdout.write("\n".join(lines) + "\n")
+        self.stdout.flush()
+
+    async def say(self, line: str) -> Reply:
+        reply = await self.handle(self.to_incoming(line))
+        for message in reply.messages:
+            self.render(message)
+        return reply
+
+    async def run(self) -> None:
+        """Read lines until end of input; blocking reads happen in a thread."""
+        self.stdout.write(
+            f"Linli console — you are {self.user}. /help lists commands; Ctrl-D quits.\n"
+        )
+        self.stdout.flush()
+        while True:
+            self.stdout.write("> ")
+            self.stdout.flush()
+            line = await asyncio.to_thread(self.stdin.readline)
+            if not line:
+                return
+            if line.strip():
+                await self.say(line)

@@ -1,0 +1,233 @@
+"""`linli` commands (DESIGN.md "The public interface"). Exit status 2 means bad configuration."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.app import Linli, assemble, serve
+from bot.channels.console import ConsoleChannel
+from bot.config import ConfigError, Settings, load_settings
+from models import Person, Role, RoleAssignment
+from services import audit, community, invites, people
+from services.people import Grant
+
+log = logging.getLogger("linli")
+
+
+class UsageError(Exception):
+    """A command-line mistake the operator can fix; printed as one line, exit status 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="linli", description="Linli community chatbot")
+    parser.add_argument("--config", help="configuration file (default: bot.toml or $LINLI_CONFIG)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="serve everything the configuration turns on")
+    commands.add_parser("init", help="migrate the database and load the community structure")
+    chat = commands.add_parser("chat", help="talk to the bot in this terminal")
+    chat.add_argument("--as", dest="user", default=None, help="who you are in the console")
+    invite = commands.add_parser("invite", help="print an invite code and its deep link")
+    invite.add_argument("--building", required=True)
+    invite.add_argument("--role", default="resident", choices=[r.value for r in Role])
+    invite.add_argument("--uses", type=int, default=1)
+    invite.add_argument("--expires", type=float, default=None, metavar="DAYS")
+    invite.add_argument("--qr", type=Path, default=None, metavar="FILE.png")
+    admin = commands.add_parser("admin", help="grant, revoke and list roles")
+    actions = admin.add_subparsers(dest="action", required=True)
+    for name in ("grant", "revoke"):
+        action = actions.add_parser(name)
+        action.add_argument("--role", required=True, choices=[r.value for r in Role])
+        scope = action.add_mutually_exclusive_group()
+        scope.add_argument("--building")
+        scope.add_argument("--grid")
+        who = action.add_mutually_exclusive_group(required=True)
+        who.add_argument("--telegram-id")
+        who.add_argument("--console", metavar="NAME", help="a `linli chat --as NAME` user")
+    actions.add_parser("list")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"linli: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log.level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    if args.command == "chat" or (args.command == "run" and not settings.telegram.token):
+        # The terminal is the chat window: keep the per-update log lines out of it.
+        logging.getLogger().setLevel(logging.WARNING)
+    try:
+        return asyncio.run(_dispatch(args, settings))
+    except UsageError as exc:
+        print(f"linli: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    linli = assemble(settings)
+    try:
+        if args.command == "init":
+            summary = await linli.init()
+            print(
+                "database ready; "
+                + (f"{summary.created} records created" if summary.changed else "nothing changed")
+            )
+            return 0
+        if args.command == "run":
+            await linli.init()
+            console_user = None if linli.telegram else getpass.getuser()
+            await serve(linli, console_user=console_user)
+            return 0
+        if args.command == "chat":
+            await linli.init()
+            return await _chat(linli, args.user or getpass.getuser())
+        if args.command == "invite":
+            return await _invite(linli, args)
+        if args.command == "admin":
+            return await _admin(linli, args)
+    finally:
+        await linli.close()
+    raise AssertionError(args.command)
+
+
+async def _chat(linli: Linli, user: str) -> int:
+    console = ConsoleChannel(linli.dialogue.handle, user)
+    linli.dispatcher.register(console)
+    await console.run()
+    return 0
+
+
+async def _bot_username(linli: Linli) -> str:
+    if linli.telegram is None:
+        return "<bot username>"
+    await linli.telegram.app.bot.initialize()
+    try:
+        return linli.telegram.app.bot.username
+    finally:
+        await linli.telegram.app.bot.shutdown()
+
+
+async def _invite(linli: Linli, args: argparse.Namespace) -> int:
+    if args.uses < 1:
+        raise UsageError("--uses must be at least 1")
+    if args.expires is not None and args.expires <= 0:
+        raise UsageError("--expires must be a positive number of days")
+    now = datetime.now(UTC)
+    async with linli.sessions() as session, session.begin():
+        building = await community.building_by_name(session, args.building)
+        if building is None:
+            names = ", ".join(b.name for b in await community.buildings(session))
+            raise UsageError(
+                f"no building named {args.building!r} (known: {names or 'none; run linli init'})"
+            )
+        invite = await invites.create(
+            session,
+            building.id,
+            role=Role(args.role),
+            uses=args.uses,
+            expires_in=timedelta(days=args.expires) if args.expires else None,
+            now=now,
+        )
+        await audit.record(
+            session,
+            "invite.create",
+            actor_label=f"cli:{getpass.getuser()}",
+            building=building.name,
+            role=args.role,
+            uses=args.uses,
+        )
+        code = invite.code
+    link = invites.deep_link(await _bot_username(linli), code)
+    print(f"code: {code}")
+    print(f"link: {link}")
+    if args.qr is not None:
+        import qrcode
+
+        args.qr.parent.mkdir(parents=True, exist_ok=True)
+        qrcode.make(link).save(str(args.qr))
+        print(f"qr: {args.qr}")
+    return 0
+
+
+async def _admin(linli: Linli, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        async with linli.sessions() as session:
+            for person in await people.everyone(session):
+                print(_person_line(person))
+        return 0
+    role = Role(args.role)
+    channel, external_id = (
+        ("telegram", args.telegram_id) if args.telegram_id else ("console", args.console)
+    )
+    async with linli.sessions() as session, session.begin():
+        grant = Grant(role)
+        if args.building:
+            building = await community.building_by_name(session, args.building)
+            if building is None:
+                raise UsageError(f"no building named {args.building!r}")
+            grant = Grant(role, building_id=building.id)
+        elif args.grid:
+            grid = await community.grid_by_name(session, args.grid)
+            if grid is None:
+                raise UsageError(f"no grid named {args.grid!r}")
+            grant = Grant(role, grid_id=grid.id)
+        if role is Role.BUILDING_HEAD and grant.building_id is None:
+            raise UsageError("building_head needs --building")
+        if role is Role.GRID_WORKER and grant.grid_id is None:
+            raise UsageError("grid_worker needs --grid")
+        if args.action == "grant":
+            person = await people.identify(session, channel, str(external_id))
+            changed = await people.grant(session, person.id, grant)
+        else:
+            found = await people.by_identity(session, channel, str(external_id))
+            if found is None:
+                raise UsageError(f"no person with {channel} id {external_id}")
+            person = found
+            changed = await people.revoke(session, person.id, grant)
+        await audit.record(
+            session,
+            f"role.{args.action}",
+            actor_label=f"cli:{getpass.getuser()}",
+            person=person.id,
+            role=role.value,
+            building=args.building,
+            grid=args.grid,
+            changed=changed,
+        )
+    print(f"{args.action} {role.value}: person {person.id}" + ("" if changed else " (no change)"))
+    return 0
+
+
+def _person_line(person: Person) -> str:
+    """One tab-separated line: id, name, platform ids, building and room, roles, status."""
+    ids = ",".join(f"{i.channel}:{i.external_id}" for i in person.identities) or "-"
+    where = "-"
+    if person.household is not None:
+        where = f"{person.household.building.name} {person.household.room}"
+    roles = ",".join(sorted(_role_label(r) for r in person.roles)) or "-"
+    return f"{person.id}\t{person.display_name or '-'}\t{ids}\t{where}\t{roles}\t{person.status}"
+
+
+def _role_label(assignment: RoleAssignment) -> str:
+    if assignment.building is not None:
+        return f"{assignment.role.value}@{assignment.building.name}"
+    if assignment.grid is not None:
+        return f"{assignment.role.value}@{assignment.grid.name}"
+    return assignment.role.value

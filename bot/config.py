@@ -1,0 +1,204 @@
+"""Typed settings: `bot.toml` (or `--config` / `LINLI_CONFIG`) overlaid by `LINLI_<SECTION>__<KEY>`.
+
+Settings are read once, at start-up, by the CLI and passed down; nothing else reads the
+environment, so a test can build any configuration it needs without touching globals.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+DEFAULT_CONFIG = Path("bot.toml")
+ENV_PREFIX = "LINLI_"
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded as the one line an operator sees before exit status 2."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite+aiosqlite:///data/linli.db"
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _supported_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+
+class TelegramSettings(_Section):
+    token: str = ""
+    api_base_url: str = "https://api.telegram.org/bot"
+    file_base_url: str = "https://api.telegram.org/file/bot"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    poll_timeout: int = Field(default=10, ge=0, le=50)
+
+
+class WebSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class GridSettings(_Section):
+    name: str = Field(min_length=1)
+    buildings: list[str] = Field(min_length=1)
+
+
+class BuildingLayout(_Section):
+    """How rooms are numbered: floor digit(s) followed by a two-digit home number."""
+
+    floors: int = Field(default=6, ge=1, le=99)
+    homes_per_floor: int = Field(default=4, ge=1, le=99)
+
+
+class CommunitySettings(_Section):
+    name: str = "Linli demo community"
+    timezone: str = "Asia/Shanghai"
+    default_locale: Literal["zh_CN", "en"] = "zh_CN"
+    approval: Literal["auto", "building_head"] = "auto"
+    grids: list[GridSettings] = Field(default_factory=list)
+    layout: BuildingLayout = Field(default_factory=BuildingLayout)
+    places: list[str] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+    @field_validator("grids")
+    @classmethod
+    def _unique_buildings(cls, grids: list[GridSettings]) -> list[GridSettings]:
+        seen: set[str] = set()
+        for grid in grids:
+            for building in grid.buildings:
+                if building in seen:
+                    raise ValueError(f"building {building!r} is listed twice")
+                seen.add(building)
+        return grids
+
+
+class DialogueSettings(_Section):
+    flow_timeout_minutes: int = Field(default=30, ge=1)
+    max_text_length: int = Field(default=4000, ge=100)
+
+
+class SchedulerSettings(_Section):
+    tick_seconds: float = Field(default=15.0, gt=0)
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    community: CommunitySettings = Field(default_factory=CommunitySettings)
+    dialogue: DialogueSettings = Field(default_factory=DialogueSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first so that LINLI_… overrides the file passed in as init data.
+        return (env_settings, init_settings)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    location = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"unknown configuration key {location}"
+    if kind == "missing":
+        return f"missing configuration key {location}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"bad value for {location}: {message}"
+
+
+def _check_env_keys(environ: dict[str, str]) -> None:
+    """Reject misspelt overrides: pydantic-settings silently ignores unknown env names."""
+    sections = Settings.model_fields
+    for name in environ:
+        if not name.startswith(ENV_PREFIX) or name == "LINLI_CONFIG":
+            continue
+        parts = name[len(ENV_PREFIX) :].lower().split("__")
+        section = sections.get(parts[0])
+        if section is None:
+            raise ConfigError(f"unknown configuration key {parts[0]} (from {name})")
+        model = section.annotation
+        if len(parts) > 1 and isinstance(model, type) and issubclass(model, BaseModel):
+            if parts[1] not in model.model_fields:
+                raise ConfigError(f"unknown configuration key {parts[0]}.{parts[1]} (from {name})")
+
+
+def config_path(explicit: str | os.PathLike[str] | None, environ: dict[str, str]) -> Path:
+    if explicit:
+        return Path(explicit)
+    if environ.get("LINLI_CONFIG"):
+        return Path(environ["LINLI_CONFIG"])
+    return DEFAULT_CONFIG
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None
+) -> Settings:
+    """Read, overlay and validate; every failure becomes one ConfigError line."""
+    env = dict(os.environ if environ is None else environ)
+    source = config_path(path, env)
+    try:
+        data = tomllib.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file {source} not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration file {source} is not valid TOML: {exc}") from exc
+    _check_env_keys(env)
+    saved = dict(os.environ)
+    try:
+        # pydantic-settings reads os.environ itself; swap in the environment we were given.
+        os.environ.clear()
+        os.environ.update(env)
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc.errors()[0])) from exc
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

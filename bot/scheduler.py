@@ -1,0 +1,84 @@
+"""The tick: APScheduler only wakes us; what is due lives in our tables (DESIGN.md "Time").
+
+With several workers on Postgres, a transaction-scoped advisory lock lets one of them do the
+housekeeping; outbox delivery is safe everywhere because rows are claimed with SKIP LOCKED.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.delivery import OutboxDispatcher
+from services import conversations, updates
+
+log = logging.getLogger("linli.scheduler")
+
+TICK_LOCK_KEY = 0x4C494E4C  # "LINL"
+KEEP_UPDATE_KEYS = timedelta(days=7)
+
+
+@dataclass
+class TickReport:
+    leader: bool
+    expired_conversations: int = 0
+    pruned_update_keys: int = 0
+    sent: int = 0
+
+
+class Ticker:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        dispatcher: OutboxDispatcher,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.sessions = sessions
+        self.dispatcher = dispatcher
+        self.clock = clock
+
+    async def tick(self) -> TickReport:
+        now = self.clock()
+        report = TickReport(leader=False)
+        async with self.sessions() as session, session.begin():
+            if session.bind.dialect.name == "postgresql":
+                locked = await session.scalar(
+                    text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": TICK_LOCK_KEY}
+                )
+            else:
+                locked = True
+            if locked:
+                report.leader = True
+                report.expired_conversations = await conversations.purge_expired(session, now)
+                report.pruned_update_keys = await updates.prune(session, now - KEEP_UPDATE_KEYS)
+        report.sent = await self.dispatcher.run_once()
+        return report
+
+    async def safe_tick(self) -> None:
+        try:
+            report = await self.tick()
+        except Exception:
+            log.exception("tick failed")
+            return
+        if report.expired_conversations or report.sent:
+            log.info("tick %s", report)
+
+
+def start_scheduler(ticker: Ticker, every_seconds: float) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    scheduler.add_job(
+        ticker.safe_tick,
+        "interval",
+        seconds=every_seconds,
+        id="tick",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.start()
+    return scheduler

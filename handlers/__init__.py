@@ -1,0 +1,1 @@
+"""Dialogue: the engine, the neutral message model, and one module per feature flow."""

@@ -1,0 +1,273 @@
+"""The dialogue engine: one update in, one transaction, neutral replies out (DESIGN.md).
+
+Channels call `DialogueEngine.handle` as their callback. It claims the update key, resolves the
+person, loads their conversation state, runs one step and saves the state together with the
+domain change. A step that raises rolls everything back and the person gets an apology.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from handlers.flow import STEP_PREFIX, TICKET_PREFIX, CommunityRules, Context, Flow, TicketHandler
+from handlers.i18n import Catalogs, match_locale
+from handlers.messages import Incoming, Kind, Outgoing, Reply
+from services import audit, conversations, people, tickets, updates
+
+log = logging.getLogger("linli.engine")
+
+Clock = Callable[[], datetime]
+PAYLOAD_PATTERN = re.compile(r"^([st])([A-Za-z0-9_-]{4,16})\.(\d{1,2})$")
+# /start parameters that open a flow instead of redeeming an invite (for group deep links).
+GO_PREFIX = "go_"
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class FlowRegistry:
+    flows: dict[str, Flow] = field(default_factory=dict)
+    tickets: dict[str, TicketHandler] = field(default_factory=dict)
+
+    def add(self, flow: Flow) -> None:
+        self.flows[flow.name] = flow
+
+    def on_ticket(self, kind: str, handler: TicketHandler) -> None:
+        self.tickets[kind] = handler
+
+    def by_command(self, command: str) -> Flow | None:
+        return next((f for f in self.flows.values() if f.command == command), None)
+
+    def commands(self) -> Iterable[Flow]:
+        return (f for f in self.flows.values() if f.command)
+
+
+class DialogueEngine:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        registry: FlowRegistry,
+        catalogs: Catalogs,
+        rules: CommunityRules,
+        *,
+        clock: Clock = system_clock,
+        after_commit: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.registry = registry
+        self.catalogs = catalogs
+        self.rules = rules
+        self.clock = clock
+        self.after_commit = after_commit
+
+    async def handle(self, incoming: Incoming) -> Reply:
+        started = time.perf_counter()
+        reply = Reply()
+        notified = False
+        try:
+            async with self.sessions() as session, session.begin():
+                reply, notified = await self._handle(session, incoming)
+        except Exception:
+            log.exception(
+                "update failed channel=%s key=%s chat=%s",
+                incoming.channel,
+                incoming.update_key,
+                incoming.chat.chat_id,
+            )
+            t = self.catalogs.get(
+                match_locale(incoming.sender.language_code, self.rules.default_locale)
+            )
+            reply = Reply(
+                [Outgoing(t.gettext("Sorry, something went wrong on our side. Please try again."))],
+                flow=reply.flow,
+                step=reply.step,
+                outcome="error",
+            )
+        log.info(
+            "update channel=%s flow=%s step=%s outcome=%s ms=%.1f",
+            incoming.channel,
+            reply.flow,
+            reply.step,
+            reply.outcome,
+            (time.perf_counter() - started) * 1000,
+        )
+        if notified and self.after_commit is not None:
+            await self.after_commit()
+        return reply
+
+    async def _handle(self, session: AsyncSession, incoming: Incoming) -> tuple[Reply, bool]:
+        now = self.clock()
+        if incoming.update_key is not None and not await updates.claim(
+            session, incoming.channel, incoming.update_key, now
+        ):
+            return Reply(outcome="duplicate"), False
+        person = await people.identify(
+            session,
+            incoming.channel,
+            incoming.sender.external_id,
+            display_name=incoming.sender.display_name,
+            username=incoming.sender.username,
+            private_chat_id=incoming.chat.chat_id if incoming.chat.private else None,
+        )
+        if person.locale is None:
+            person.locale = match_locale(incoming.sender.language_code, self.rules.default_locale)
+        row, state = await conversations.load(
+            session, incoming.channel, incoming.chat.chat_id, person.id
+        )
+        timed_out = row is not None and conversations.is_expired(row, now)
+        ctx = Context(
+            session=session,
+            incoming=incoming,
+            person=person,
+            roles=await people.roles_of(session, person.id),
+            t=self.catalogs.get(person.locale),
+            catalogs=self.catalogs,
+            rules=self.rules,
+            now=now,
+            state=None if timed_out else state,
+        )
+        reply = Reply(flow=state.flow if state else "-", step=state.step if state else "-")
+        reply.outcome = await self._route(ctx, timed_out)
+        if ctx.state is not None:
+            reply.flow, reply.step = ctx.state.flow, ctx.state.step
+        await conversations.save(
+            session,
+            row,
+            ctx.state,
+            channel=incoming.channel,
+            chat_id=incoming.chat.chat_id,
+            person_id=person.id,
+            expires_at=now + timedelta(minutes=self.rules.flow_timeout_minutes),
+            now=now,
+        )
+        reply.messages = ctx.replies
+        return reply, ctx.notified
+
+    async def _route(self, ctx: Context, timed_out: bool) -> str:
+        incoming = ctx.incoming
+        if incoming.kind is Kind.COMMAND:
+            return await self._command(ctx, incoming.command or "", incoming.args)
+        if incoming.kind is Kind.CHOICE:
+            return await self._choice(ctx, incoming.payload or "")
+        if incoming.kind is Kind.TEXT and len(incoming.text) > self.rules.max_text_length:
+            ctx.say(
+                ctx._("That message is too long. Please keep it under {limit} characters.").format(
+                    limit=self.rules.max_text_length
+                )
+            )
+            return "refused"
+        if not incoming.chat.private:
+            # Groups are for talking among neighbours: there the bot listens to commands and
+            # buttons only, even while someone has a flow open.
+            return "ignored"
+        if ctx.state is not None:
+            # WeChat and the console answer a numbered list with a digit.
+            if incoming.kind is Kind.TEXT and incoming.text.strip() in ctx.state.choices:
+                ctx.choice = ctx.state.choices[incoming.text.strip()]
+            await self._flow(ctx.state.flow).resume(ctx)
+            return "ok"
+        if timed_out:
+            ctx.say(
+                ctx._(
+                    "Your previous conversation timed out, so nothing was saved. "
+                    "Send /help to see what you can do."
+                )
+            )
+            return "timed_out"
+        ctx.say(ctx._("I didn't catch that. Send /help to see what I can do for you."))
+        return "unrecognised"
+
+    def _flow(self, name: str) -> Flow:
+        return self.registry.flows[name]
+
+    async def _command(self, ctx: Context, command: str, args: str) -> str:
+        if command == "cancel":
+            had_flow = ctx.state is not None
+            ctx.finish()
+            ctx.say(
+                ctx._("Cancelled. Nothing was saved.")
+                if had_flow
+                else ctx._("There is nothing to cancel.")
+            )
+            return "cancelled"
+        if command == "start" and args.startswith(GO_PREFIX):
+            command, args = args.removeprefix(GO_PREFIX), ""
+        flow = self.registry.by_command(command)
+        if flow is None:
+            ctx.say(
+                ctx._(
+                    "I don't know the command /{command}. Send /help to see what I can do."
+                ).format(command=command[:32])
+            )
+            return "unknown_command"
+        if not flow.allows(ctx.roles):
+            await audit.record(
+                ctx.session,
+                "command.refused",
+                actor_id=ctx.person.id,
+                outcome="refused",
+                command=command,
+                channel=ctx.incoming.channel,
+            )
+            ctx.say(
+                ctx._(
+                    "Sorry, /{command} is not available to you. Send /help to see your commands."
+                ).format(command=command)
+            )
+            return "refused"
+        if flow.private_only and not ctx.incoming.chat.private:
+            start = args if command == "start" and args else f"{GO_PREFIX}{command}"
+            ctx.say(
+                ctx._("Let's continue in a private chat, so your details stay private."),
+                private_start=start,
+                private_label=ctx._("Open private chat"),
+            )
+            return "redirected"
+        ctx.finish()
+        await flow.begin(ctx, args)
+        return "ok"
+
+    async def _choice(self, ctx: Context, payload: str) -> str:
+        match = PAYLOAD_PATTERN.match(payload)
+        if match is None:
+            log.warning(
+                "forged button payload channel=%s person=%s", ctx.incoming.channel, ctx.person.id
+            )
+            return self._expired(ctx, "forged")
+        kind, token, index = match.groups()
+        if kind == STEP_PREFIX:
+            state = ctx.state
+            if state is None or state.nonce != token or index not in state.choices:
+                return self._expired(ctx, "stale")
+            ctx.choice = state.choices[index]
+            await self._flow(state.flow).resume(ctx)
+            return "ok"
+        assert kind == TICKET_PREFIX
+        ticket = await tickets.find(ctx.session, token)
+        if (
+            ticket is None
+            or ticket.person_id != ctx.person.id
+            or ticket.used_at is not None
+            or (ticket.expires_at is not None and ticket.expires_at <= ctx.now)
+            or index not in ticket.choices
+            or ticket.kind not in self.registry.tickets
+        ):
+            return self._expired(ctx, "stale")
+        if not await tickets.spend(ctx.session, ticket.id, ctx.now):
+            return self._expired(ctx, "stale")
+        await self.registry.tickets[ticket.kind](ctx, ticket.subject_id, ticket.choices[index])
+        return "ok"
+
+    @staticmethod
+    def _expired(ctx: Context, outcome: str) -> str:
+        ctx.say(ctx._("This button has expired. Nothing was changed."))
+        return outcome

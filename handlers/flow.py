@@ -1,0 +1,164 @@
+"""What a feature flow sees: the `Context` of one update, and the `Flow` base it implements.
+
+A flow is a small class with a `begin` and one `step_<name>` method per question it asks. It
+talks only to the context (replies, next step, notifications) and to services, never to a
+platform, so the same flow serves Telegram, WeChat, the console and the tests.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.i18n import Catalogs, Translator
+from handlers.messages import Incoming, Link, Option, Outgoing
+from models import Person, Role
+from services import outbox, tickets
+from services.conversations import FlowState
+from services.people import RoleSet
+
+# Button payloads stay far below Telegram's 64-byte callback_data limit.
+STEP_PREFIX = "s"
+TICKET_PREFIX = "t"
+
+
+@dataclass(frozen=True)
+class CommunityRules:
+    """The slice of configuration the flows need, passed in at assembly."""
+
+    name: str
+    default_locale: str
+    approval: str
+    flow_timeout_minutes: int
+    max_text_length: int
+
+
+@dataclass
+class Context:
+    session: AsyncSession
+    incoming: Incoming
+    person: Person
+    roles: RoleSet
+    t: Translator
+    catalogs: Catalogs
+    rules: CommunityRules
+    now: datetime
+    state: FlowState | None
+    choice: str | None = None
+    replies: list[Outgoing] = field(default_factory=list)
+    notified: bool = False
+
+    def _(self, message: str) -> str:
+        return self.t.gettext(message)
+
+    def translator_for(self, person: Person) -> Translator:
+        return self.catalogs.get(person.locale or self.rules.default_locale)
+
+    def say(
+        self,
+        text: str,
+        *,
+        links: Sequence[Link] = (),
+        options: Sequence[Option] = (),
+        private_start: str | None = None,
+        private_label: str = "",
+    ) -> None:
+        self.replies.append(
+            Outgoing(
+                text=text,
+                options=tuple(options),
+                links=tuple(links),
+                private_start=private_start,
+                private_label=private_label,
+            )
+        )
+
+    def ask(
+        self,
+        flow: str,
+        step: str,
+        text: str,
+        *,
+        options: Sequence[tuple[str, str]] = (),
+        data: dict[str, object] | None = None,
+    ) -> None:
+        """Move to `step` and show `text`; each (label, value) becomes a button of this step."""
+        nonce = secrets.token_hex(4)
+        kept = dict(self.state.data) if self.state and self.state.flow == flow else {}
+        if data:
+            kept.update(data)
+        self.state = FlowState(
+            flow, step, nonce, kept, {str(i): value for i, (_, value) in enumerate(options)}
+        )
+        self.say(
+            text,
+            options=[
+                Option(label, f"{STEP_PREFIX}{nonce}.{i}") for i, (label, _) in enumerate(options)
+            ],
+        )
+
+    def finish(self) -> None:
+        self.state = None
+
+    @property
+    def data(self) -> dict[str, object]:
+        return self.state.data if self.state else {}
+
+    async def ticket_options(
+        self, person: Person, kind: str, subject_id: int, choices: Sequence[tuple[str, str]]
+    ) -> tuple[Option, ...]:
+        ticket = await tickets.issue(
+            self.session,
+            person_id=person.id,
+            kind=kind,
+            subject_id=subject_id,
+            choices=[value for _, value in choices],
+            now=self.now,
+        )
+        return tuple(
+            Option(label, f"{TICKET_PREFIX}{ticket.token}.{i}")
+            for i, (label, _) in enumerate(choices)
+        )
+
+    def notify(self, person: Person, message: Outgoing) -> None:
+        """Queue a message to someone else; it leaves only if this update's transaction commits."""
+        outbox.enqueue(self.session, person.id, message.to_dict(), self.now)
+        self.notified = True
+
+
+class Flow:
+    """Base of every dialogue flow; subclasses set the class attributes and steps."""
+
+    name: ClassVar[str]
+    command: ClassVar[str | None] = None
+    # Shown in /help and the platform's command menu; marked with N_ and translated there.
+    description: ClassVar[str] = ""
+    # None: anyone, registered or not. Admins may always.
+    roles: ClassVar[frozenset[Role] | None] = None
+    private_only: ClassVar[bool] = False
+
+    def allows(self, roles: RoleSet) -> bool:
+        return self.roles is None or Role.ADMIN in roles.roles or roles.any_of(self.roles)
+
+    async def begin(self, ctx: Context, args: str) -> None:
+        raise NotImplementedError
+
+    async def resume(self, ctx: Context) -> None:
+        assert ctx.state is not None
+        step: Callable[[Context], Awaitable[None]] | None = getattr(
+            self, f"step_{ctx.state.step}", None
+        )
+        if step is None:
+            # A step renamed by an upgrade: start over rather than guess.
+            ctx.finish()
+            ctx.say(ctx._("That conversation can no longer continue. Please start it again."))
+            return
+        await step(ctx)
+
+
+TicketHandler = Callable[[Context, int, str], Awaitable[None]]

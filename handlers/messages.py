@@ -1,0 +1,114 @@
+"""The neutral message model between channels and the dialogue engine (DESIGN.md, step 1 and 3).
+
+Channels translate platform updates into `Incoming` and render `Outgoing`; features never see a
+platform object. Everything here is plain data so it can be serialised into the outbox.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class Kind(enum.StrEnum):
+    TEXT = "text"
+    COMMAND = "command"
+    PHOTO = "photo"
+    LOCATION = "location"
+    CHOICE = "choice"
+    POLL_ANSWER = "poll_answer"
+    # Something we cannot use (video, sticker, voice, contact…); flows answer it politely.
+    OTHER = "other"
+
+
+@dataclass(frozen=True)
+class ChatRef:
+    channel: str
+    chat_id: str
+    private: bool = True
+
+
+@dataclass(frozen=True)
+class Sender:
+    external_id: str
+    display_name: str = ""
+    username: str | None = None
+    language_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A reference the channel can later fetch bytes for; big media is not read up front."""
+
+    file_ref: str
+    from_document: bool = False
+    size: int | None = None
+    mime_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Incoming:
+    chat: ChatRef
+    sender: Sender
+    kind: Kind
+    # The platform's redelivery key (update_id, (FromUserName, MsgId)); None: not deduplicated.
+    update_key: str | None = None
+    text: str = ""
+    command: str | None = None
+    args: str = ""
+    payload: str | None = None
+    photo: Photo | None = None
+    location: tuple[float, float] | None = None
+    other_kind: str | None = None
+
+    @property
+    def channel(self) -> str:
+        return self.chat.channel
+
+
+@dataclass(frozen=True)
+class Option:
+    label: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    text: str
+    options: tuple[Option, ...] = ()
+    links: tuple[Link, ...] = ()
+    # Ask the channel for a way into the private chat, carrying this start parameter.
+    private_start: str | None = None
+    private_label: str = ""
+    image_path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Outgoing:
+        return cls(
+            text=data["text"],
+            options=tuple(Option(**o) for o in data.get("options", ())),
+            links=tuple(Link(**link) for link in data.get("links", ())),
+            private_start=data.get("private_start"),
+            private_label=data.get("private_label", ""),
+            image_path=data.get("image_path"),
+        )
+
+
+@dataclass
+class Reply:
+    """What one handled update produced, and how it went (for the one log line)."""
+
+    messages: list[Outgoing] = field(default_factory=list)
+    flow: str = "-"
+    step: str = "-"
+    outcome: str = "ok"

@@ -1,0 +1,1 @@
+"""Alembic migrations; `linli init` runs them (see bot/database.py)."""

@@ -1,0 +1,28 @@
+"""SQLAlchemy tables, one module per aggregate. Importing this package registers them all."""
+
+from models.audit import AuditEntry
+from models.base import Base
+from models.community import Building, Community, Grid, Household
+from models.conversation import Conversation, ProcessedUpdate
+from models.invite import Invite
+from models.outbox import OutboxMessage
+from models.people import Identity, Person, Role, RoleAssignment
+from models.ticket import ActionTicket
+
+__all__ = [
+    "ActionTicket",
+    "AuditEntry",
+    "Base",
+    "Building",
+    "Community",
+    "Conversation",
+    "Grid",
+    "Household",
+    "Identity",
+    "Invite",
+    "OutboxMessage",
+    "Person",
+    "ProcessedUpdate",
+    "Role",
+    "RoleAssignment",
+]

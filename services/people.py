@@ -1,0 +1,208 @@
+"""People, their platform identities and their scoped roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import and_, delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from models import Building, Household, Identity, Person, Role, RoleAssignment
+from services.sql import insert_ignoring_conflict
+
+STAFF_ROLES = frozenset({Role.STAFF, Role.ADMIN})
+
+
+@dataclass(frozen=True)
+class Grant:
+    role: Role
+    building_id: int | None = None
+    grid_id: int | None = None
+
+
+@dataclass(frozen=True)
+class RoleSet:
+    """A person's roles with their scopes; the one place that answers "may they?"."""
+
+    grants: tuple[Grant, ...]
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        return frozenset(g.role for g in self.grants)
+
+    def any_of(self, wanted: frozenset[Role]) -> bool:
+        return bool(self.roles & wanted)
+
+    @property
+    def is_staff(self) -> bool:
+        return self.any_of(STAFF_ROLES)
+
+    def heads_building(self, building_id: int) -> bool:
+        return any(
+            g.role is Role.BUILDING_HEAD and g.building_id == building_id for g in self.grants
+        )
+
+    def headed_buildings(self) -> frozenset[int]:
+        return frozenset(
+            g.building_id
+            for g in self.grants
+            if g.role is Role.BUILDING_HEAD and g.building_id is not None
+        )
+
+
+async def identify(
+    session: AsyncSession,
+    channel: str,
+    external_id: str,
+    *,
+    display_name: str = "",
+    username: str | None = None,
+    private_chat_id: str | None = None,
+) -> Person:
+    """Find or create the person behind a platform identity, in the caller's transaction."""
+    identity = await session.scalar(
+        select(Identity)
+        .where(Identity.channel == channel, Identity.external_id == external_id)
+        .options(selectinload(Identity.person))
+    )
+    if identity is None:
+        person = Person(display_name=display_name[:200])
+        session.add(person)
+        await session.flush()
+        inserted = await insert_ignoring_conflict(
+            session,
+            Identity.__table__,  # type: ignore[arg-type]
+            {
+                "person_id": person.id,
+                "channel": channel,
+                "external_id": external_id,
+                "username": username,
+                "private_chat_id": private_chat_id,
+            },
+        )
+        if not inserted:
+            # Another worker registered the same identity a moment ago; use theirs.
+            await session.delete(person)
+            return await identify(session, channel, external_id)
+        return person
+    if private_chat_id and identity.private_chat_id != private_chat_id:
+        identity.private_chat_id = private_chat_id
+    if username is not None and identity.username != username:
+        identity.username = username
+    if display_name and not identity.person.display_name:
+        identity.person.display_name = display_name[:200]
+    return identity.person
+
+
+async def roles_of(session: AsyncSession, person_id: int) -> RoleSet:
+    rows = (
+        await session.scalars(select(RoleAssignment).where(RoleAssignment.person_id == person_id))
+    ).all()
+    return RoleSet(tuple(Grant(r.role, r.building_id, r.grid_id) for r in rows))
+
+
+async def grant(session: AsyncSession, person_id: int, grant: Grant) -> bool:
+    """True when the role is new; granting twice is harmless."""
+    return await insert_ignoring_conflict(
+        session,
+        RoleAssignment.__table__,  # type: ignore[arg-type]
+        {
+            "person_id": person_id,
+            "role": grant.role.value,
+            "building_id": grant.building_id,
+            "grid_id": grant.grid_id,
+        },
+    )
+
+
+async def revoke(session: AsyncSession, person_id: int, grant: Grant) -> bool:
+    conditions = [RoleAssignment.person_id == person_id, RoleAssignment.role == grant.role]
+    if grant.building_id is not None:
+        conditions.append(RoleAssignment.building_id == grant.building_id)
+    if grant.grid_id is not None:
+        conditions.append(RoleAssignment.grid_id == grant.grid_id)
+    result = await session.execute(delete(RoleAssignment).where(and_(*conditions)))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def by_identity(session: AsyncSession, channel: str, external_id: str) -> Person | None:
+    return await session.scalar(
+        select(Person)
+        .join(Identity)
+        .where(Identity.channel == channel, Identity.external_id == external_id)
+    )
+
+
+async def building_heads(session: AsyncSession, building_id: int) -> list[Person]:
+    return list(
+        (
+            await session.scalars(
+                select(Person)
+                .join(RoleAssignment)
+                .where(
+                    RoleAssignment.role == Role.BUILDING_HEAD,
+                    RoleAssignment.building_id == building_id,
+                )
+                .order_by(Person.id)
+            )
+        ).all()
+    )
+
+
+async def staff_members(session: AsyncSession) -> list[Person]:
+    return list(
+        (
+            await session.scalars(
+                select(Person)
+                .join(RoleAssignment)
+                .where(RoleAssignment.role.in_(STAFF_ROLES))
+                .distinct()
+                .order_by(Person.id)
+            )
+        ).all()
+    )
+
+
+async def everyone(session: AsyncSession) -> list[Person]:
+    """For `linli admin list`: everything needed for one line a person, in three queries."""
+    return list(
+        (
+            await session.scalars(
+                select(Person)
+                .options(
+                    selectinload(Person.identities),
+                    selectinload(Person.roles).selectinload(RoleAssignment.building),
+                    selectinload(Person.roles).selectinload(RoleAssignment.grid),
+                    selectinload(Person.household).selectinload(Household.building),
+                )
+                .order_by(Person.id)
+            )
+        ).all()
+    )
+
+
+async def pending_in(session: AsyncSession, building_ids: frozenset[int] | None) -> list[Person]:
+    """Registrations waiting for approval; None means every building (staff)."""
+    query = (
+        select(Person)
+        .join(Household, Person.household_id == Household.id)
+        .where(Person.status == "pending")
+        .options(selectinload(Person.household).selectinload(Household.building))
+        .order_by(Person.id)
+    )
+    if building_ids is not None:
+        query = query.where(Household.building_id.in_(building_ids))
+    return list((await session.scalars(query)).all())
+
+
+async def with_household(session: AsyncSession, person_id: int) -> Person | None:
+    return await session.scalar(
+        select(Person)
+        .where(Person.id == person_id)
+        .options(selectinload(Person.household).selectinload(Household.building))
+    )
+
+
+def building_of(person: Person) -> Building | None:
+    return person.household.building if person.household is not None else None

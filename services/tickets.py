@@ -1,0 +1,64 @@
+"""Durable buttons for one person, such as an approval card, checked when pressed."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import ActionTicket
+
+
+async def issue(
+    session: AsyncSession,
+    *,
+    person_id: int,
+    kind: str,
+    subject_id: int,
+    choices: list[str],
+    now: datetime,
+    lifetime: timedelta | None = timedelta(days=14),
+) -> ActionTicket:
+    ticket = ActionTicket(
+        token=secrets.token_urlsafe(9),
+        person_id=person_id,
+        kind=kind,
+        subject_id=subject_id,
+        choices={str(i): value for i, value in enumerate(choices)},
+        expires_at=now + lifetime if lifetime else None,
+        created_at=now,
+    )
+    session.add(ticket)
+    await session.flush()
+    return ticket
+
+
+async def find(session: AsyncSession, token: str) -> ActionTicket | None:
+    return await session.scalar(select(ActionTicket).where(ActionTicket.token == token))
+
+
+async def spend(session: AsyncSession, ticket_id: int, now: datetime) -> bool:
+    """Mark used exactly once; a second press (or a second worker) gets False."""
+    result = await session.execute(
+        update(ActionTicket)
+        .where(ActionTicket.id == ticket_id, ActionTicket.used_at.is_(None))
+        .values(used_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def retire_for_subject(
+    session: AsyncSession, kind: str, subject_id: int, now: datetime
+) -> None:
+    """Once one approver decides, the same card on the other approvers' phones goes stale."""
+    await session.execute(
+        update(ActionTicket)
+        .where(
+            ActionTicket.kind == kind,
+            ActionTicket.subject_id == subject_id,
+            ActionTicket.used_at.is_(None),
+        )
+        .values(used_at=now)
+    )

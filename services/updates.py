@@ -1,0 +1,28 @@
+"""Incoming duplicates: each platform update key is handled once (DESIGN.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import ProcessedUpdate
+from services.sql import insert_ignoring_conflict
+
+
+async def claim(session: AsyncSession, channel: str, key: str, now: datetime) -> bool:
+    """True for the first delivery; the claim commits or rolls back with the handling itself."""
+    return await insert_ignoring_conflict(
+        session,
+        ProcessedUpdate.__table__,  # type: ignore[arg-type]
+        {"channel": channel, "key": key, "received_at": now},
+    )
+
+
+async def prune(session: AsyncSession, older_than: datetime) -> int:
+    """Platforms stop redelivering within a day; keeping a week of keys is plenty."""
+    result = await session.execute(
+        delete(ProcessedUpdate).where(ProcessedUpdate.received_at < older_than)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

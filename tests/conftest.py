@@ -1,0 +1,101 @@
+"""Fixtures: every database test runs on a real SQLite file and on the real local PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+from bot.app import Linli, assemble
+from bot.config import Settings, load_settings
+from models import Base
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_DSN = os.environ.get("LINLI_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+class FakeClock:
+    """Injected wherever code asks for the time, so tests move time instead of sleeping."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def settings_for(db_url: str, **overrides: str) -> Settings:
+    """Build settings the way production does: bot.toml overlaid by LINLI_… variables."""
+    environ = {"LINLI_DATABASE__URL": db_url, **overrides}
+    return load_settings(ROOT / "bot.toml", environ=environ)
+
+
+async def _create_pg_database() -> str:
+    name = f"linli_test_{uuid.uuid4().hex[:8]}"
+    connection = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return name
+
+
+async def _drop_pg_database(name: str) -> None:
+    connection = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """One database for the session; each test empties its tables first."""
+    name = asyncio.run(_create_pg_database())
+    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    asyncio.run(_drop_pg_database(name))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'linli.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+async def fresh_linli(settings: Settings, clock: FakeClock) -> Linli:
+    linli = assemble(settings, clock=clock)
+    if linli.db.dialect.name == "postgresql":
+        await linli.init()
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        async with linli.db.begin() as connection:
+            await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    await linli.init()
+    return linli
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def approval() -> str:
+    return "auto"
+
+
+@pytest.fixture
+async def linli(db_url: str, clock: FakeClock, approval: str) -> AsyncIterator[Linli]:
+    app = await fresh_linli(settings_for(db_url, LINLI_COMMUNITY__APPROVAL=approval), clock)
+    yield app
+    await app.close()
