@@ -116,7 +116,11 @@ async def _chat(linli: Linli, user: str) -> int:
 
 async def _bot_username(linli: Linli) -> str:
     if linli.telegram is None:
-        return "<bot username>"
+        print(
+            "linli: no telegram.token configured; the link shows a placeholder bot name",
+            file=sys.stderr,
+        )
+        return "YOUR_BOT"
     await linli.telegram.app.bot.initialize()
     try:
         return linli.telegram.app.bot.username

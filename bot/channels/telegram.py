@@ -259,14 +259,15 @@ class TelegramChannel:
                 log.debug("answerCallbackQuery failed: %s", exc)
         async with self.locks.hold(incoming.chat.chat_id):
             reply = await self.handle(incoming)
+            if query is not None and query.message is not None and reply.outcome != "duplicate":
+                # The buttons did their work (or were stale): make them unpressable, first,
+                # so the person's next tap lands on the new message.
+                try:
+                    await query.edit_message_reply_markup(reply_markup=None)
+                except TelegramError as exc:
+                    log.debug("could not clear keyboard: %s", exc)
             for message in reply.messages:
                 await self.send(incoming.chat.chat_id, message)
-        if query is not None and query.message is not None and reply.outcome != "duplicate":
-            # The buttons did their work (or were stale); leave them clickable no longer.
-            try:
-                await query.edit_message_reply_markup(reply_markup=None)
-            except TelegramError as exc:
-                log.debug("could not clear keyboard: %s", exc)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error(
