@@ -1,0 +1,108 @@
+"""`linli run` and `linli chat` as processes: they serve, answer, and stop cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT
+from tests.telegram_harness import TelegramUser, telegram_env
+from tests.telegram_stub import BotApiStub
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINLI_")}
+    env.update(extra)
+    return env
+
+
+@asynccontextmanager
+async def linli_process(
+    *args: str, env: dict[str, str]
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def wait_healthy(port: int, process: asyncio.subprocess.Process) -> None:
+    async with httpx.AsyncClient() as client:
+        for _ in range(200):
+            if process.returncode is not None:
+                raise AssertionError((await process.stderr.read()).decode())  # type: ignore[union-attr]
+            try:
+                response = await client.get(f"http://127.0.0.1:{port}/healthz")
+                if response.status_code == 200:
+                    assert response.json() == {"status": "ok"}
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.05)
+    raise AssertionError("linli run never became healthy")
+
+
+async def test_run_without_token_serves_and_stops_on_sigterm(db_url: str) -> None:
+    port = free_port()
+    env = clean_env(LINLI_DATABASE__URL=db_url, LINLI_WEB__PORT=str(port))
+    async with linli_process("run", env=env) as process:
+        assert process.stdin is not None
+        process.stdin.close()  # no terminal: the console ends, the service keeps running
+        await wait_healthy(port, process)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 15) == 0
+
+
+async def test_run_with_token_serves_telegram(db_url: str) -> None:
+    async with BotApiStub() as stub:
+        port = free_port()
+        env = clean_env(LINLI_DATABASE__URL=db_url, LINLI_WEB__PORT=str(port), **telegram_env(stub))
+        async with linli_process("run", env=env) as process:
+            await wait_healthy(port, process)
+            user = TelegramUser(stub, 31337, "Ops")
+            await user.send("/help", expect="Here is what you can do")
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(process.wait(), 15) == 0
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_console_chat(db_url: str, tmp_path: Path) -> None:
+    env = clean_env(LINLI_DATABASE__URL=db_url)
+    async with linli_process("chat", "--as", "amy", env=env) as process:
+        stdout, stderr = await asyncio.wait_for(
+            process.communicate(b"/help\n/language\n2\n/help\n/photo /nonexistent.jpg\n"), 60
+        )
+    out = stdout.decode()
+    assert process.returncode == 0, stderr.decode()
+    assert "您可以使用以下功能" in out  # the console user has no language: the default, zh_CN
+    assert "1) 中文" in out and "2) English" in out
+    assert "speak English with you" in out and "Here is what you can do" in out
+    assert "INFO" not in out
