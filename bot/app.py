@@ -28,6 +28,7 @@ from handlers.help import CANCEL_DESCRIPTION
 from handlers.i18n import Catalogs
 from services import community
 from services.community import CommunitySpec, GridSpec
+from services.sql import Transaction
 
 log = logging.getLogger("linli")
 
@@ -68,13 +69,14 @@ class Linli:
     dialogue: DialogueEngine
     dispatcher: OutboxDispatcher
     ticker: Ticker
+    transaction: Transaction
     telegram: TelegramChannel | None = None
     web: Starlette | None = field(default=None)
 
     async def init(self) -> community.LoadSummary:
         """`linli init`: migrate, then create whatever of the configured structure is missing."""
         await database.migrate(self.db)
-        async with self.sessions() as session, session.begin():
+        async with self.transaction() as session:
             return await community.load_structure(session, community_spec(self.settings))
 
     async def close(self) -> None:
@@ -84,12 +86,13 @@ class Linli:
 
 def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock) -> Linli:
     db = database.create_engine(settings.database.url, echo=settings.database.echo)
-    sessions = database.session_factory(db)
+    store = database.Database(db)
+    sessions = store.sessions
     catalogs = Catalogs()
     registry = build_registry()
-    dispatcher = OutboxDispatcher(sessions, clock)
+    dispatcher = OutboxDispatcher(store.transaction, clock)
     dialogue = DialogueEngine(
-        sessions,
+        store.transaction,
         registry,
         catalogs,
         community_rules(settings),
@@ -104,7 +107,8 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
         registry=registry,
         dialogue=dialogue,
         dispatcher=dispatcher,
-        ticker=Ticker(sessions, dispatcher, clock),
+        ticker=Ticker(store.transaction, dispatcher, clock),
+        transaction=store.transaction,
     )
     if settings.telegram.token:
         linli.telegram = TelegramChannel(

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import uvloop
+
 from bot.app import Linli, assemble, serve
 from bot.channels.console import ConsoleChannel
 from bot.config import ConfigError, Settings, load_settings
@@ -72,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The terminal is the chat window: keep the per-update log lines out of it.
         logging.getLogger().setLevel(logging.WARNING)
     try:
-        return asyncio.run(_dispatch(args, settings))
+        # uvloop: the bot is a busy event loop (HTTP, thread hops to SQLite); see bench/.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(_dispatch(args, settings))
     except UsageError as exc:
         print(f"linli: {exc}", file=sys.stderr)
         return 2
@@ -134,7 +138,7 @@ async def _invite(linli: Linli, args: argparse.Namespace) -> int:
     if args.expires is not None and args.expires <= 0:
         raise UsageError("--expires must be a positive number of days")
     now = datetime.now(UTC)
-    async with linli.sessions() as session, session.begin():
+    async with linli.transaction() as session:
         building = await community.building_by_name(session, args.building)
         if building is None:
             names = ", ".join(b.name for b in await community.buildings(session))
@@ -180,7 +184,7 @@ async def _admin(linli: Linli, args: argparse.Namespace) -> int:
     channel, external_id = (
         ("telegram", args.telegram_id) if args.telegram_id else ("console", args.console)
     )
-    async with linli.sessions() as session, session.begin():
+    async with linli.transaction() as session:
         grant = Grant(role)
         if args.building:
             building = await community.building_by_name(session, args.building)

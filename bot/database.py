@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession  # re-exported for typing
 
 import migrations
+from bot.sqlite_driver import InlineDBAPI
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
+# How long a write waits (in aiosqlite's thread) while another process holds SQLite's lock.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 def _prepare_sqlite_file(url: str) -> None:
@@ -27,7 +33,14 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An engine tuned per DESIGN.md "Scale": SQLite gets WAL and BEGIN IMMEDIATE."""
     if url.startswith("sqlite"):
         _prepare_sqlite_file(url)
-        engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+        # Every transaction ends in an explicit COMMIT or ROLLBACK, so the pool's extra
+        # rollback on check-in would be one more thread hop per update for nothing.
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            pool_reset_on_return=None,
+            module=InlineDBAPI(patience_ms=SQLITE_BUSY_TIMEOUT_MS),
+        )
         _tune_sqlite(engine)
         return engine
     return create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
@@ -42,17 +55,39 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        # Zero: a statement on the event loop must never sleep; see bot/sqlite_driver.py.
+        cursor.execute("PRAGMA busy_timeout=0")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Sent together with the transaction's first statement (see bot/sqlite_driver.py).
+        connection.connection.dbapi_connection.begin("BEGIN IMMEDIATE")  # type: ignore[union-attr]
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+class Database:
+    """The engine, its sessions, and the one way to open a write transaction."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessions = session_factory(engine)
+        # SQLite has one writer at a time. Queue our own writers here, in order, instead of
+        # letting them poll the file lock: SQLite's busy handler sleeps in growing steps.
+        self._writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        if self._writer is None:
+            async with self.sessions() as session, session.begin():
+                yield session
+            return
+        async with self._writer, self.sessions() as session, session.begin():
+            yield session
 
 
 def alembic_config(url: str) -> AlembicConfig:

@@ -8,10 +8,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from handlers.messages import Outgoing
 from services import outbox
+from services.sql import Transaction
 
 log = logging.getLogger("linli.delivery")
 
@@ -29,10 +28,10 @@ class Sender(Protocol):
 class OutboxDispatcher:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        transaction: Transaction,
         clock: Callable[[], datetime],
     ) -> None:
-        self.sessions = sessions
+        self.transaction = transaction
         self.clock = clock
         self.senders: dict[str, Sender] = {}
         self._lock = asyncio.Lock()
@@ -54,13 +53,13 @@ class OutboxDispatcher:
 
     async def run_once(self) -> int:
         async with self._lock:
-            async with self.sessions() as session, session.begin():
+            async with self.transaction() as session:
                 deliveries = await outbox.claim(session, self.clock())
             sent = 0
             for delivery in deliveries:
                 status, error = await self._deliver(delivery)
                 sent += status == "sent"
-                async with self.sessions() as session, session.begin():
+                async with self.transaction() as session:
                     await outbox.settle(session, delivery.message_id, status, self.clock(), error)
             return sent
 

@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.delivery import OutboxDispatcher
 from services import conversations, updates
+from services.sql import Transaction
 
 log = logging.getLogger("linli.scheduler")
 
@@ -35,18 +35,18 @@ class TickReport:
 class Ticker:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        transaction: Transaction,
         dispatcher: OutboxDispatcher,
         clock: Callable[[], datetime],
     ) -> None:
-        self.sessions = sessions
+        self.transaction = transaction
         self.dispatcher = dispatcher
         self.clock = clock
 
     async def tick(self) -> TickReport:
         now = self.clock()
         report = TickReport(leader=False)
-        async with self.sessions() as session, session.begin():
+        async with self.transaction() as session:
             if session.bind.dialect.name == "postgresql":
                 locked = await session.scalar(
                     text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": TICK_LOCK_KEY}

@@ -17,7 +17,8 @@ class PendingFlow(Flow):
     roles = frozenset({Role.BUILDING_HEAD, Role.STAFF})
 
     async def begin(self, ctx: Context, args: str) -> None:
-        scope = None if ctx.roles.is_staff else ctx.roles.headed_buildings()
+        roles = await ctx.roles()
+        scope = None if roles.is_staff else roles.headed_buildings()
         waiting = await people.pending_in(ctx.session, scope)
         if not waiting:
             ctx.say(ctx._("No registrations are waiting for approval."))
@@ -55,7 +56,8 @@ async def decide_registration(ctx: Context, applicant_id: int, decision: str) ->
         ctx.say(ctx._("This registration no longer exists."))
         return
     # Roles may have changed since the card was sent; the card alone proves nothing.
-    if not (ctx.roles.is_staff or ctx.roles.heads_building(building.id)):
+    roles = await ctx.roles()
+    if not (roles.is_staff or roles.heads_building(building.id)):
         await audit.record(
             ctx.session,
             "registration.decide",

@@ -14,12 +14,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.flow import STEP_PREFIX, TICKET_PREFIX, CommunityRules, Context, Flow, TicketHandler
 from handlers.i18n import Catalogs, match_locale
 from handlers.messages import Incoming, Kind, Outgoing, Reply
 from services import audit, conversations, people, tickets, updates
+from services.sql import Transaction
 
 log = logging.getLogger("linli.engine")
 
@@ -54,7 +55,7 @@ class FlowRegistry:
 class DialogueEngine:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        transaction: Transaction,
         registry: FlowRegistry,
         catalogs: Catalogs,
         rules: CommunityRules,
@@ -62,7 +63,7 @@ class DialogueEngine:
         clock: Clock = system_clock,
         after_commit: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self.sessions = sessions
+        self.transaction = transaction
         self.registry = registry
         self.catalogs = catalogs
         self.rules = rules
@@ -74,7 +75,7 @@ class DialogueEngine:
         reply = Reply()
         notified = False
         try:
-            async with self.sessions() as session, session.begin():
+            async with self.transaction() as session:
                 reply, notified = await self._handle(session, incoming)
         except Exception:
             log.exception(
@@ -110,25 +111,23 @@ class DialogueEngine:
             session, incoming.channel, incoming.update_key, now
         ):
             return Reply(outcome="duplicate"), False
-        person = await people.identify(
+        person, row = await people.arrive(
             session,
             incoming.channel,
             incoming.sender.external_id,
+            incoming.chat.chat_id,
             display_name=incoming.sender.display_name,
             username=incoming.sender.username,
-            private_chat_id=incoming.chat.chat_id if incoming.chat.private else None,
+            private=incoming.chat.private,
         )
         if person.locale is None:
             person.locale = match_locale(incoming.sender.language_code, self.rules.default_locale)
-        row, state = await conversations.load(
-            session, incoming.channel, incoming.chat.chat_id, person.id
-        )
+        state = conversations.state_of(row)
         timed_out = row is not None and conversations.is_expired(row, now)
         ctx = Context(
             session=session,
             incoming=incoming,
             person=person,
-            roles=await people.roles_of(session, person.id),
             t=self.catalogs.get(person.locale),
             catalogs=self.catalogs,
             rules=self.rules,
@@ -209,7 +208,7 @@ class DialogueEngine:
                 ).format(command=command[:32])
             )
             return "unknown_command"
-        if not flow.allows(ctx.roles):
+        if not flow.allows(await ctx.roles()):
             await audit.record(
                 ctx.session,
                 "command.refused",

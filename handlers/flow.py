@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.i18n import Catalogs, Translator
 from handlers.messages import Incoming, Link, Option, Outgoing
 from models import Person, Role
-from services import outbox, tickets
+from services import outbox, people, tickets
 from services.conversations import FlowState
 from services.people import RoleSet
 
@@ -43,7 +43,6 @@ class Context:
     session: AsyncSession
     incoming: Incoming
     person: Person
-    roles: RoleSet
     t: Translator
     catalogs: Catalogs
     rules: CommunityRules
@@ -52,6 +51,13 @@ class Context:
     choice: str | None = None
     replies: list[Outgoing] = field(default_factory=list)
     notified: bool = False
+    _roles: RoleSet | None = None
+
+    async def roles(self) -> RoleSet:
+        """Loaded on first use: most updates are flow steps that never ask."""
+        if self._roles is None:
+            self._roles = await people.roles_of(self.session, self.person.id)
+        return self._roles
 
     def _(self, message: str) -> str:
         return self.t.gettext(message)

@@ -19,8 +19,9 @@ class HelpFlow(Flow):
 
     async def begin(self, ctx: Context, args: str) -> None:
         lines = [ctx._("Here is what you can do:")]
+        roles = await ctx.roles()
         for flow in self.flows.values():
-            if flow.command and flow.allows(ctx.roles):
+            if flow.command and flow.allows(roles):
                 lines.append(f"/{flow.command} — {ctx._(flow.description)}")
         lines.append(f"/cancel — {ctx._(CANCEL_DESCRIPTION)}")
         if ctx.person.status != "active":

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Conversation
@@ -22,21 +22,10 @@ class FlowState:
     choices: dict[str, str] = field(default_factory=dict)
 
 
-async def load(
-    session: AsyncSession, channel: str, chat_id: str, person_id: int
-) -> tuple[Conversation | None, FlowState | None]:
-    """The row (kept so saving updates it in place) and the state it holds."""
-    row = await session.scalar(
-        select(Conversation).where(
-            Conversation.channel == channel,
-            Conversation.chat_id == chat_id,
-            Conversation.person_id == person_id,
-        )
-    )
+def state_of(row: Conversation | None) -> FlowState | None:
     if row is None:
-        return None, None
-    state = FlowState(row.flow, row.step, row.nonce, dict(row.data), dict(row.choices))
-    return row, state
+        return None
+    return FlowState(row.flow, row.step, row.nonce, dict(row.data), dict(row.choices))
 
 
 def is_expired(row: Conversation, now: datetime) -> bool:

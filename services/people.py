@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, select
+from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
-from models import Building, Household, Identity, Person, Role, RoleAssignment
+from models import Building, Conversation, Household, Identity, Person, Role, RoleAssignment
 from services.sql import insert_ignoring_conflict
 
 STAFF_ROLES = frozenset({Role.STAFF, Role.ADMIN})
@@ -64,28 +64,70 @@ async def identify(
     identity = await session.scalar(
         select(Identity)
         .where(Identity.channel == channel, Identity.external_id == external_id)
-        .options(selectinload(Identity.person))
+        .options(joinedload(Identity.person))
     )
-    if identity is None:
-        person = Person(display_name=display_name[:200])
-        session.add(person)
-        await session.flush()
-        inserted = await insert_ignoring_conflict(
-            session,
-            Identity.__table__,  # type: ignore[arg-type]
-            {
-                "person_id": person.id,
-                "channel": channel,
-                "external_id": external_id,
-                "username": username,
-                "private_chat_id": private_chat_id,
-            },
+    if identity is not None:
+        return _refresh(identity, display_name, username, private_chat_id)
+    return await _create(session, channel, external_id, display_name, username, private_chat_id)
+
+
+async def arrive(
+    session: AsyncSession,
+    channel: str,
+    external_id: str,
+    chat_id: str,
+    *,
+    display_name: str = "",
+    username: str | None = None,
+    private: bool = True,
+) -> tuple[Person, Conversation | None]:
+    """The sender of an update and their conversation in that chat, in one round trip."""
+    row = (
+        await session.execute(
+            _ARRIVAL, {"channel": channel, "external_id": external_id, "chat_id": chat_id}
         )
-        if not inserted:
-            # Another worker registered the same identity a moment ago; use theirs.
-            await session.delete(person)
-            return await identify(session, channel, external_id)
-        return person
+    ).first()
+    private_chat_id = chat_id if private else None
+    if row is None:
+        person = await _create(
+            session, channel, external_id, display_name, username, private_chat_id
+        )
+        return person, None
+    person, conversation, identity_id, known_chat, known_username = row
+    changes: dict[str, str] = {}
+    if private_chat_id and known_chat != private_chat_id:
+        changes["private_chat_id"] = private_chat_id
+    if username is not None and known_username != username:
+        changes["username"] = username
+    if changes:
+        await session.execute(update(Identity).where(Identity.id == identity_id).values(**changes))
+    if display_name and not person.display_name:
+        person.display_name = display_name[:200]
+    return person, conversation
+
+
+# Built once: this runs for every update, and building a select costs more than running it.
+_ARRIVAL = (
+    select(Person, Conversation, Identity.id, Identity.private_chat_id, Identity.username)
+    .select_from(Identity)
+    .join(Person, Person.id == Identity.person_id)
+    .outerjoin(
+        Conversation,
+        and_(
+            Conversation.person_id == Identity.person_id,
+            Conversation.channel == bindparam("channel"),
+            Conversation.chat_id == bindparam("chat_id"),
+        ),
+    )
+    .where(
+        Identity.channel == bindparam("channel"), Identity.external_id == bindparam("external_id")
+    )
+)
+
+
+def _refresh(
+    identity: Identity, display_name: str, username: str | None, private_chat_id: str | None
+) -> Person:
     if private_chat_id and identity.private_chat_id != private_chat_id:
         identity.private_chat_id = private_chat_id
     if username is not None and identity.username != username:
@@ -95,11 +137,43 @@ async def identify(
     return identity.person
 
 
+async def _create(
+    session: AsyncSession,
+    channel: str,
+    external_id: str,
+    display_name: str,
+    username: str | None,
+    private_chat_id: str | None,
+) -> Person:
+    person = Person(display_name=display_name[:200])
+    session.add(person)
+    await session.flush()
+    inserted = await insert_ignoring_conflict(
+        session,
+        Identity.__table__,  # type: ignore[arg-type]
+        {
+            "person_id": person.id,
+            "channel": channel,
+            "external_id": external_id,
+            "username": username,
+            "private_chat_id": private_chat_id,
+        },
+    )
+    if not inserted:
+        # Another worker registered the same identity a moment ago; use theirs.
+        await session.delete(person)
+        return await identify(session, channel, external_id)
+    return person
+
+
+_ROLES = select(RoleAssignment.role, RoleAssignment.building_id, RoleAssignment.grid_id).where(
+    RoleAssignment.person_id == bindparam("person_id")
+)
+
+
 async def roles_of(session: AsyncSession, person_id: int) -> RoleSet:
-    rows = (
-        await session.scalars(select(RoleAssignment).where(RoleAssignment.person_id == person_id))
-    ).all()
-    return RoleSet(tuple(Grant(r.role, r.building_id, r.grid_id) for r in rows))
+    rows = (await session.execute(_ROLES, {"person_id": person_id})).all()
+    return RoleSet(tuple(Grant(Role(r.role), r.building_id, r.grid_id) for r in rows))
 
 
 async def grant(session: AsyncSession, person_id: int, grant: Grant) -> bool:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Executable, Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+
+# Opens one write transaction (commit on exit, rollback on error). The database layer decides
+# how: on SQLite it also queues writers in-process, so they never sleep in SQLite's busy handler.
+Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+
+_INSERT_IGNORING: dict[tuple[str, str], Executable] = {}
 
 
 async def insert_ignoring_conflict(
@@ -16,9 +24,15 @@ async def insert_ignoring_conflict(
     """Insert unless a unique key already holds the row; True when this call inserted it.
 
     The database decides, not a check in Python, so two workers racing on one key cannot both win.
+    The statement is built once per table and dialect: this runs for every update.
     """
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    result = await session.execute(insert(table).values(**values).on_conflict_do_nothing())
+    dialect = session.bind.dialect.name
+    statement = _INSERT_IGNORING.get((table.name, dialect))
+    if statement is None:
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(table).on_conflict_do_nothing()
+        _INSERT_IGNORING[(table.name, dialect)] = statement
+    result = await session.execute(statement, values)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -30,6 +30,7 @@ from telegram.constants import MessageLimit
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
+from bot.channels.telegram_http import AiohttpRequest
 from bot.config import TelegramSettings
 from bot.delivery import RecipientBlocked
 from handlers.i18n import Catalogs
@@ -184,8 +185,10 @@ class TelegramChannel:
             .base_url(settings.api_base_url)
             .base_file_url(settings.file_base_url)
             .concurrent_updates(True)
-            .connection_pool_size(64)
-            .pool_timeout(10.0)
+            .request(AiohttpRequest(connection_pool_size=64))
+            .get_updates_request(
+                AiohttpRequest(connection_pool_size=2, read_timeout=settings.poll_timeout + 10.0)
+            )
         )
         if settings.mode == "webhook":
             builder = builder.updater(None)

@@ -1,0 +1,193 @@
+"""Throughput and latency of the whole Telegram path: stub → PTB → engine → database → stub.
+
+The bot runs as a real `linli run` process (polling the Bot API stub over HTTP), so its CPU and
+memory are its own; this driver plays N residents who each join with an invite code: /start CODE,
+then the two-step registration flow (room, name), then /help.
+
+    .venv/bin/python bench/updates.py [--users 400] [--concurrency 100] [--db sqlite|postgres|both]
+
+Prints updates/s, p50/p99 latency (end to end as the driver sees it, and in-handler as the bot's
+own per-update log lines report it), and the bot process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import asyncpg  # noqa: E402
+
+from tests.telegram_stub import BotApiStub  # noqa: E402
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+LOG_MS = re.compile(r"update channel=telegram .* outcome=(\w+) ms=([\d.]+)")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def run_cli(env: dict[str, str], *args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"linli {' '.join(args)} failed: {err.decode()}")
+    return out.decode()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def resident(stub: BotApiStub, user_id: int, code: str, latencies: list[float]) -> int:
+    steps = [
+        (f"/start {code}", "302"),
+        ("302", "Bench"),
+        ("Bench Resident", "/help"),
+        ("/help", ""),
+    ]
+    expected = ["Which room", "What is your name", "registered", "what you can do"]
+    for (text, _), fragment in zip(steps, expected, strict=True):
+        mark = len(stub.sent)
+        started = time.perf_counter()
+        stub.send_text(user_id, text, first_name="Bench")
+        await stub.wait_for_message(user_id, contains=fragment, after=mark, timeout=60)
+        latencies.append((time.perf_counter() - started) * 1000)
+    return len(steps)
+
+
+async def bench(db: str, users: int, concurrency: int) -> dict[str, float]:
+    workdir = Path(tempfile.mkdtemp(prefix="linli-bench-"))
+    pg_name = None
+    if db == "sqlite":
+        url = f"sqlite+aiosqlite:///{workdir / 'linli.db'}"
+    else:
+        pg_name = f"linli_bench_{uuid.uuid4().hex[:8]}"
+        admin = await asyncpg.connect(PG_ADMIN)
+        await admin.execute(f'CREATE DATABASE "{pg_name}"')
+        await admin.close()
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{pg_name}"
+    async with BotApiStub() as stub:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LINLI_")}
+        env.update(
+            LINLI_DATABASE__URL=url,
+            LINLI_TELEGRAM__TOKEN=stub.token,
+            LINLI_TELEGRAM__API_BASE_URL=stub.api_base_url,
+            LINLI_TELEGRAM__FILE_BASE_URL=stub.file_base_url,
+            LINLI_TELEGRAM__POLL_TIMEOUT="1",
+            LINLI_WEB__PORT="0",
+            LINLI_LOG__LEVEL="INFO",
+        )
+        await run_cli(env, "init")
+        out = await run_cli(env, "invite", "--building", "Building 1", "--uses", str(users))
+        code = re.search(r"code: (\w+)", out).group(1)  # type: ignore[union-attr]
+        log_path = workdir / "bot.log"
+        with log_path.open("wb") as log:
+            bot = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bot",
+                "run",
+                cwd=ROOT,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+            try:
+                latencies: list[float] = []
+                gate = asyncio.Semaphore(concurrency)
+
+                async def one(i: int) -> int:
+                    async with gate:
+                        return await resident(stub, 100_000 + i, code, latencies)
+
+                # One resident first: it waits out start-up and warms the connections.
+                await resident(stub, 99_999, code, [])
+                cpu_before = cpu_seconds(bot.pid)
+                started = time.perf_counter()
+                counts = await asyncio.gather(*(one(i) for i in range(users - 1)))
+                elapsed = time.perf_counter() - started
+                rss = peak_rss_mb(bot.pid)
+                cpu = cpu_seconds(bot.pid) - cpu_before
+            finally:
+                bot.terminate()
+                await bot.wait()
+    handler_ms = [
+        float(m.group(2))
+        for m in LOG_MS.finditer(log_path.read_text(errors="replace"))
+        if m.group(1) != "duplicate"
+    ]
+    if pg_name:
+        admin = await asyncpg.connect(PG_ADMIN)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+        await admin.close()
+    total = sum(counts)
+    return {
+        "updates": total,
+        "updates_per_s": total / elapsed,
+        "e2e_p50_ms": statistics.median(latencies),
+        "e2e_p99_ms": percentile(latencies, 0.99),
+        "handler_p50_ms": statistics.median(handler_ms) if handler_ms else float("nan"),
+        "handler_p99_ms": percentile(handler_ms, 0.99) if handler_ms else float("nan"),
+        "peak_rss_mb": rss,
+        "bot_cpu_ms_per_update": cpu * 1000 / total,
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    args = parser.parse_args()
+    databases = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    print(
+        f"bench/updates.py users={args.users} concurrency={args.concurrency} cores={os.cpu_count()}"
+    )
+    print(
+        "| database | updates | updates/s | e2e p50 ms | e2e p99 ms | handler p50 ms | handler p99 ms | bot peak RSS MB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for db in databases:
+        r = await bench(db, args.users, args.concurrency)
+        print(
+            f"| {db} | {r['updates']:.0f} | {r['updates_per_s']:.0f} | {r['e2e_p50_ms']:.1f} | "
+            f"{r['e2e_p99_ms']:.1f} | {r['handler_p50_ms']:.1f} | {r['handler_p99_ms']:.1f} | "
+            f"{r['bot_cpu_ms_per_update']:.2f} | "
+            f"{r['peak_rss_mb']:.0f} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,97 @@
+"""python-telegram-bot's HTTP transport on aiohttp.
+
+PTB lets an application bring its own `BaseRequest`. The default one (httpx over anyio and
+httpcore) cost the bot more CPU per update than the dialogue engine itself did (bench/updates.py);
+aiohttp's C parser and thinner stack leave that CPU to the residents' requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from telegram._utils.defaultvalue import DefaultValue
+from telegram._utils.types import ODVInput
+from telegram.error import NetworkError, TimedOut
+from telegram.request import BaseRequest, RequestData
+
+
+class AiohttpRequest(BaseRequest):
+    def __init__(
+        self,
+        *,
+        connection_pool_size: int = 64,
+        read_timeout: float | None = 5.0,
+        write_timeout: float | None = 5.0,
+        connect_timeout: float | None = 5.0,
+        media_write_timeout: float | None = 20.0,
+    ) -> None:
+        self._pool_size = connection_pool_size
+        self._read_timeout = read_timeout
+        self._write_timeout = write_timeout
+        self._connect_timeout = connect_timeout
+        self._media_write_timeout = media_write_timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self._read_timeout
+
+    async def initialize(self) -> None:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._pool_size, ttl_dns_cache=300),
+                headers={"User-Agent": self.USER_AGENT},
+            )
+
+    async def shutdown(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        write_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        if self._session is None:
+            raise RuntimeError("AiohttpRequest is not initialized")
+        files = request_data.multipart_data if request_data else None
+        fields = request_data.json_parameters if request_data else None
+        read = self._read_timeout if isinstance(read_timeout, DefaultValue) else read_timeout
+        connect = (
+            self._connect_timeout if isinstance(connect_timeout, DefaultValue) else connect_timeout
+        )
+        write = self._write_timeout if isinstance(write_timeout, DefaultValue) else write_timeout
+        if files and isinstance(write_timeout, DefaultValue):
+            write = self._media_write_timeout
+        pool = None if isinstance(pool_timeout, DefaultValue) else pool_timeout
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=pool,
+            sock_connect=connect,
+            sock_read=max(read or 0, write or 0) or None,
+        )
+        body: aiohttp.FormData | dict[str, str] | None = fields
+        if files:
+            form = aiohttp.FormData()
+            for name, value in (fields or {}).items():
+                form.add_field(name, value)
+            for name, (filename, content, mime_type) in files.items():
+                data = content if isinstance(content, bytes) else content.read()
+                form.add_field(name, data, filename=filename, content_type=mime_type)
+            body = form
+        try:
+            async with self._session.request(method, url, data=body, timeout=timeout) as response:
+                return response.status, await response.read()
+        except TimeoutError as err:
+            raise TimedOut from err
+        except asyncio.TimeoutError as err:  # noqa: UP041 - older aiohttp raises this alias
+            raise TimedOut from err
+        except aiohttp.ClientError as err:
+            raise NetworkError(f"aiohttp.{type(err).__name__}: {err}") from err
