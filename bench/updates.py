@@ -68,24 +68,58 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+# What a resident types, and a fragment of the answer that must come back before the next step.
+STEPS = (
+    ("/start {code}", "Which room"),
+    ("302", "What is your name"),
+    ("Bench Resident", "registered"),
+    ("/help", "what you can do"),
+)
+
+
 async def resident(stub: BotApiStub, user_id: int, code: str, latencies: list[float]) -> int:
-    steps = [
-        (f"/start {code}", "302"),
-        ("302", "Bench"),
-        ("Bench Resident", "/help"),
-        ("/help", ""),
-    ]
-    expected = ["Which room", "What is your name", "registered", "what you can do"]
-    for (text, _), fragment in zip(steps, expected, strict=True):
+    for text, fragment in STEPS:
         mark = len(stub.sent)
         started = time.perf_counter()
-        stub.send_text(user_id, text, first_name="Bench")
+        stub.send_text(user_id, text.format(code=code), first_name="Bench")
         await stub.wait_for_message(user_id, contains=fragment, after=mark, timeout=60)
         latencies.append((time.perf_counter() - started) * 1000)
-    return len(steps)
+    return len(STEPS)
 
 
-async def bench(db: str, users: int, concurrency: int) -> dict[str, float]:
+async def offered_load(
+    stub: BotApiStub, code: str, latencies: list[float], rate: float, users: int
+) -> list[int]:
+    """Open loop: a new resident every STEPS/rate seconds, whatever the bot's answers take.
+
+    Each resident sends its next message as soon as the previous one is answered, so the bot is
+    offered `rate` updates/s while it keeps up; latency is then service time plus queueing.
+    """
+    interval = len(STEPS) / rate
+    tasks = []
+    start = time.perf_counter()
+    for i in range(users):
+        delay = start + i * interval - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(resident(stub, 100_000 + i, code, latencies)))
+    return list(await asyncio.gather(*tasks))
+
+
+async def saturate(
+    stub: BotApiStub, code: str, latencies: list[float], users: int, concurrency: int
+) -> list[int]:
+    """Closed loop: `concurrency` residents at a time, as fast as the bot answers (capacity)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> int:
+        async with gate:
+            return await resident(stub, 100_000 + i, code, latencies)
+
+    return list(await asyncio.gather(*(one(i) for i in range(users))))
+
+
+async def bench(db: str, users: int, concurrency: int, rate: float | None) -> dict[str, float]:
     workdir = Path(tempfile.mkdtemp(prefix="linli-bench-"))
     pg_name = None
     if db == "sqlite":
@@ -108,7 +142,7 @@ async def bench(db: str, users: int, concurrency: int) -> dict[str, float]:
             LINLI_LOG__LEVEL="INFO",
         )
         await run_cli(env, "init")
-        out = await run_cli(env, "invite", "--building", "Building 1", "--uses", str(users))
+        out = await run_cli(env, "invite", "--building", "Building 1", "--uses", str(users + 1))
         code = re.search(r"code: (\w+)", out).group(1)  # type: ignore[union-attr]
         log_path = workdir / "bot.log"
         with log_path.open("wb") as log:
@@ -124,18 +158,15 @@ async def bench(db: str, users: int, concurrency: int) -> dict[str, float]:
                 stderr=log,
             )
             try:
-                latencies: list[float] = []
-                gate = asyncio.Semaphore(concurrency)
-
-                async def one(i: int) -> int:
-                    async with gate:
-                        return await resident(stub, 100_000 + i, code, latencies)
-
                 # One resident first: it waits out start-up and warms the connections.
                 await resident(stub, 99_999, code, [])
+                latencies: list[float] = []
                 cpu_before = cpu_seconds(bot.pid)
                 started = time.perf_counter()
-                counts = await asyncio.gather(*(one(i) for i in range(users - 1)))
+                if rate:
+                    counts = await offered_load(stub, code, latencies, rate, users)
+                else:
+                    counts = await saturate(stub, code, latencies, users, concurrency)
                 elapsed = time.perf_counter() - started
                 rss = peak_rss_mb(bot.pid)
                 cpu = cpu_seconds(bot.pid) - cpu_before
@@ -166,20 +197,28 @@ async def bench(db: str, users: int, concurrency: int) -> dict[str, float]:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=400)
-    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=300.0, help="offered updates/s (0: saturate)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long to offer the rate")
+    parser.add_argument("--users", type=int, default=400, help="residents when saturating")
+    parser.add_argument(
+        "--concurrency", type=int, default=50, help="residents at once when saturating"
+    )
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     args = parser.parse_args()
     databases = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    rate = args.rate or None
+    users = int(args.rate * args.seconds / len(STEPS)) if rate else args.users
+    mode = f"rate={args.rate:.0f}/s for {args.seconds:.0f} s" if rate else "saturate"
     print(
-        f"bench/updates.py users={args.users} concurrency={args.concurrency} cores={os.cpu_count()}"
+        f"bench/updates.py {mode} residents={users} concurrency={args.concurrency} "
+        f"cores={os.cpu_count()}"
     )
     print(
-        "| database | updates | updates/s | e2e p50 ms | e2e p99 ms | handler p50 ms | handler p99 ms | bot peak RSS MB |"
+        "| database | updates | updates/s | e2e p50 ms | e2e p99 ms | handler p50 ms | handler p99 ms | bot CPU ms/update | bot peak RSS MB |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for db in databases:
-        r = await bench(db, args.users, args.concurrency)
+        r = await bench(db, users, args.concurrency, rate)
         print(
             f"| {db} | {r['updates']:.0f} | {r['updates_per_s']:.0f} | {r['e2e_p50_ms']:.1f} | "
             f"{r['e2e_p99_ms']:.1f} | {r['handler_p50_ms']:.1f} | {r['handler_p99_ms']:.1f} | "

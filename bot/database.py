@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event
@@ -40,10 +41,25 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
             echo=echo,
             pool_reset_on_return=None,
             module=InlineDBAPI(patience_ms=SQLITE_BUSY_TIMEOUT_MS),
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
         )
         _tune_sqlite(engine)
         return engine
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
+    )
+
+
+def _json_dumps(value: object) -> str:
+    # orjson keeps Chinese text as UTF-8 and is several times faster than json.dumps.
+    return orjson.dumps(value).decode()
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

@@ -111,7 +111,7 @@ class DialogueEngine:
             session, incoming.channel, incoming.update_key, now
         ):
             return Reply(outcome="duplicate"), False
-        person, row = await people.arrive(
+        person, stored = await people.arrive(
             session,
             incoming.channel,
             incoming.sender.external_id,
@@ -119,11 +119,12 @@ class DialogueEngine:
             display_name=incoming.sender.display_name,
             username=incoming.sender.username,
             private=incoming.chat.private,
+            locale=match_locale(incoming.sender.language_code, self.rules.default_locale),
         )
-        if person.locale is None:
+        if person.locale is None:  # created by `linli admin grant` before they ever wrote
             person.locale = match_locale(incoming.sender.language_code, self.rules.default_locale)
-        state = conversations.state_of(row)
-        timed_out = row is not None and conversations.is_expired(row, now)
+        state = stored.state if stored is not None else None
+        timed_out = stored is not None and stored.expired(now)
         ctx = Context(
             session=session,
             incoming=incoming,
@@ -140,7 +141,7 @@ class DialogueEngine:
             reply.flow, reply.step = ctx.state.flow, ctx.state.step
         await conversations.save(
             session,
-            row,
+            stored,
             ctx.state,
             channel=incoming.channel,
             chat_id=incoming.chat.chat_id,

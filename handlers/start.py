@@ -76,10 +76,9 @@ class StartFlow(Flow):
                 }[found.reason]
             )
             return
-        building = await ctx.session.get(Building, found.building_id)
-        assert building is not None
+        invite, building = found.invite, found.building
         if ctx.person.status == "active":
-            await self._grant_invited_role(ctx, found, building)
+            await self._grant_invited_role(ctx, invite, building)
             return
         ctx.ask(
             self.name,
@@ -88,7 +87,12 @@ class StartFlow(Flow):
                 "Welcome to {community}! You are joining {building}. Which room do you live in? "
                 "Type the number, for example 302."
             ).format(community=ctx.rules.name, building=building.name),
-            data={"invite_id": found.id, "building_id": building.id, "building": building.name},
+            data={
+                "invite_id": invite.id,
+                "role": invite.role,
+                "building_id": building.id,
+                "building": building.name,
+            },
         )
 
     async def _grant_invited_role(self, ctx: Context, invite: Invite, building: Building) -> None:
@@ -183,8 +187,7 @@ class StartFlow(Flow):
         building_id = int(data["building_id"])  # type: ignore[call-overload]
         building, room = str(data["building"]), str(data["room"])
         ctx.finish()
-        invite = await ctx.session.get(Invite, invite_id)
-        if invite is None or not await invites.use(ctx.session, invite_id, ctx.now):
+        if not await invites.use(ctx.session, invite_id, ctx.now):
             ctx.say(
                 ctx._(
                     "Sorry, this invite code was used up or expired while we were talking. "
@@ -195,7 +198,7 @@ class StartFlow(Flow):
         person = ctx.person
         person.display_name = name
         person.household_id = int(data["household_id"])  # type: ignore[call-overload]
-        role = Role(invite.role)
+        role = Role(str(data["role"]))
         # Role invites come from staff, so they vouch for the person themselves.
         if ctx.rules.approval == "auto" or role is not Role.RESIDENT:
             await activate(ctx, person, building_id)

@@ -6,10 +6,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Invite, Role
+from models import Building, Invite, Role
 
 # No 0/O/1/I/L: codes are read off a notice board and typed by hand.
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -51,26 +51,43 @@ async def create(
     return invite
 
 
-async def check(session: AsyncSession, code: str, now: datetime) -> Invite | InviteProblem:
-    invite = await session.scalar(select(Invite).where(Invite.code == code.strip().upper()))
-    if invite is None:
+@dataclass(frozen=True)
+class Redeemable:
+    invite: Invite
+    building: Building
+
+
+async def check(session: AsyncSession, code: str, now: datetime) -> Redeemable | InviteProblem:
+    row = (
+        await session.execute(
+            select(Invite, Building)
+            .join(Building, Building.id == Invite.building_id)
+            .where(Invite.code == code.strip().upper())
+        )
+    ).first()
+    if row is None:
         return InviteProblem("unknown")
+    invite, building = row
     if invite.expires_at is not None and invite.expires_at <= now:
         return InviteProblem("expired")
     if invite.uses >= invite.max_uses:
         return InviteProblem("used_up")
-    return invite
+    return Redeemable(invite, building)
+
+
+_USE = (
+    update(Invite)
+    .where(
+        Invite.id == bindparam("invite_id"),
+        Invite.uses < Invite.max_uses,
+        or_(Invite.expires_at.is_(None), Invite.expires_at > bindparam("now")),
+    )
+    .values(uses=Invite.uses + 1)
+    .execution_options(synchronize_session=False)
+)
 
 
 async def use(session: AsyncSession, invite_id: int, now: datetime) -> bool:
     """Count one use; False when the last use went to someone else a moment earlier."""
-    result = await session.execute(
-        update(Invite)
-        .where(
-            Invite.id == invite_id,
-            Invite.uses < Invite.max_uses,
-            or_(Invite.expires_at.is_(None), Invite.expires_at > now),
-        )
-        .values(uses=Invite.uses + 1)
-    )
+    result = await session.execute(_USE, {"invite_id": invite_id, "now": now})
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, selectinload
 
 from models import Building, Conversation, Household, Identity, Person, Role, RoleAssignment
+from services import conversations
 from services.sql import insert_ignoring_conflict
 
 STAFF_ROLES = frozenset({Role.STAFF, Role.ADMIN})
@@ -80,7 +81,8 @@ async def arrive(
     display_name: str = "",
     username: str | None = None,
     private: bool = True,
-) -> tuple[Person, Conversation | None]:
+    locale: str | None = None,
+) -> tuple[Person, conversations.Stored | None]:
     """The sender of an update and their conversation in that chat, in one round trip."""
     row = (
         await session.execute(
@@ -90,10 +92,11 @@ async def arrive(
     private_chat_id = chat_id if private else None
     if row is None:
         person = await _create(
-            session, channel, external_id, display_name, username, private_chat_id
+            session, channel, external_id, display_name, username, private_chat_id, locale
         )
         return person, None
-    person, conversation, identity_id, known_chat, known_username = row
+    person, identity_id, known_chat, known_username = row[:4]
+    conversation = conversations.from_columns(row[4:])
     changes: dict[str, str] = {}
     if private_chat_id and known_chat != private_chat_id:
         changes["private_chat_id"] = private_chat_id
@@ -108,7 +111,13 @@ async def arrive(
 
 # Built once: this runs for every update, and building a select costs more than running it.
 _ARRIVAL = (
-    select(Person, Conversation, Identity.id, Identity.private_chat_id, Identity.username)
+    select(
+        Person,
+        Identity.id,
+        Identity.private_chat_id,
+        Identity.username,
+        *conversations.COLUMNS,
+    )
     .select_from(Identity)
     .join(Person, Person.id == Identity.person_id)
     .outerjoin(
@@ -144,8 +153,9 @@ async def _create(
     display_name: str,
     username: str | None,
     private_chat_id: str | None,
+    locale: str | None = None,
 ) -> Person:
-    person = Person(display_name=display_name[:200])
+    person = Person(display_name=display_name[:200], locale=locale)
     session.add(person)
     await session.flush()
     inserted = await insert_ignoring_conflict(

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import orjson
 from telegram._utils.defaultvalue import DefaultValue
-from telegram._utils.types import ODVInput
+from telegram._utils.types import JSONDict, ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
@@ -37,11 +38,21 @@ class AiohttpRequest(BaseRequest):
     def read_timeout(self) -> float | None:
         return self._read_timeout
 
+    @staticmethod
+    def parse_json_payload(payload: bytes) -> JSONDict:
+        """orjson: every update and every answer from Telegram passes through here."""
+        try:
+            return orjson.loads(payload)  # type: ignore[no-any-return]
+        except orjson.JSONDecodeError:
+            # Telegram never sends invalid UTF-8, but a proxy might: decode as PTB does.
+            return BaseRequest.parse_json_payload(payload)
+
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._pool_size, ttl_dns_cache=300),
                 headers={"User-Agent": self.USER_AGENT},
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
 
     async def shutdown(self) -> None:
