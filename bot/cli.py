@@ -114,7 +114,11 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 async def _chat(linli: Linli, user: str) -> int:
     console = ConsoleChannel(linli.dialogue.handle, user)
     linli.dispatcher.register(console)
-    await console.run()
+    checkpoints = asyncio.create_task(linli.database.keep_checkpointing())
+    try:
+        await console.run()
+    finally:
+        checkpoints.cancel()
     return 0
 
 

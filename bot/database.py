@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession  # re-exported f
 import migrations
 from bot.sqlite_driver import InlineDBAPI
 
+log = logging.getLogger("linli.database")
 MIGRATIONS_DIR = Path(migrations.__file__).parent
 # How long a write waits (in aiosqlite's thread) while another process holds SQLite's lock.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -74,6 +77,9 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         # Zero: a statement on the event loop must never sleep; see bot/sqlite_driver.py.
         cursor.execute("PRAGMA busy_timeout=0")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Commits run on the event loop; a checkpoint's fsync must not. Database.checkpoint
+        # does that work in a thread instead.
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -95,6 +101,41 @@ class Database:
         # SQLite has one writer at a time. Queue our own writers here, in order, instead of
         # letting them poll the file lock: SQLite's busy handler sleeps in growing steps.
         self._writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    @property
+    def sqlite_path(self) -> str | None:
+        if self.engine.dialect.name != "sqlite":
+            return None
+        database = self.engine.url.database
+        return None if not database or database == ":memory:" else database
+
+    async def checkpoint(self, mode: str = "PASSIVE") -> None:
+        """Copy the WAL into the database file, in a thread: it ends with an fsync."""
+        path = self.sqlite_path
+        if path is None:
+            return
+
+        def run() -> None:
+            connection = sqlite3.connect(path, timeout=5)
+            try:
+                connection.execute(f"PRAGMA wal_checkpoint({mode})")
+            finally:
+                connection.close()
+
+        await asyncio.to_thread(run)
+
+    async def keep_checkpointing(self, every_seconds: float = 1.0) -> None:
+        """Runs for as long as the bot does; a PASSIVE checkpoint never blocks a writer."""
+        while True:
+            await asyncio.sleep(every_seconds)
+            try:
+                await self.checkpoint()
+            except sqlite3.Error as exc:
+                log.warning("checkpoint failed: %s", exc)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+        await self.checkpoint("TRUNCATE")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
