@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.flow import STEP_PREFIX, TICKET_PREFIX, CommunityRules, Context, Flow, TicketHandler
 from handlers.i18n import Catalogs, match_locale
 from handlers.messages import Incoming, Kind, Outgoing, Reply
-from services import audit, conversations, people, tickets, updates
+from services import audit, conversations, people, tickets
 from services.sql import Transaction
 
 log = logging.getLogger("linli.engine")
@@ -107,20 +107,21 @@ class DialogueEngine:
 
     async def _handle(self, session: AsyncSession, incoming: Incoming) -> tuple[Reply, bool]:
         now = self.clock()
-        if incoming.update_key is not None and not await updates.claim(
-            session, incoming.channel, incoming.update_key, now
-        ):
-            return Reply(outcome="duplicate"), False
-        person, stored = await people.arrive(
+        arrival = await people.arrive(
             session,
             incoming.channel,
             incoming.sender.external_id,
             incoming.chat.chat_id,
+            update_key=incoming.update_key,
+            now=now,
             display_name=incoming.sender.display_name,
             username=incoming.sender.username,
             private=incoming.chat.private,
             locale=match_locale(incoming.sender.language_code, self.rules.default_locale),
         )
+        if arrival is None:
+            return Reply(outcome="duplicate"), False
+        person, stored = arrival.person, arrival.conversation
         if person.locale is None:  # created by `linli admin grant` before they ever wrote
             person.locale = match_locale(incoming.sender.language_code, self.rules.default_locale)
         state = stored.state if stored is not None else None
@@ -139,15 +140,18 @@ class DialogueEngine:
         reply.outcome = await self._route(ctx, timed_out)
         if ctx.state is not None:
             reply.flow, reply.step = ctx.state.flow, ctx.state.step
-        await conversations.save(
-            session,
-            stored,
-            ctx.state,
-            channel=incoming.channel,
-            chat_id=incoming.chat.chat_id,
-            person_id=person.id,
-            expires_at=now + timedelta(minutes=self.rules.flow_timeout_minutes),
-            now=now,
+        state_after = ctx.state
+        await session.run_sync(
+            lambda sync: conversations.save(
+                sync.connection(),
+                stored,
+                state_after,
+                channel=incoming.channel,
+                chat_id=incoming.chat.chat_id,
+                person_id=person.id,
+                expires_at=now + timedelta(minutes=self.rules.flow_timeout_minutes),
+                now=now,
+            )
         )
         reply.messages = ctx.replies
         return reply, ctx.notified

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, update
+from sqlalchemy import Connection, bindparam, delete, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Conversation
@@ -62,8 +62,8 @@ _UPDATE = update(_TABLE).where(_TABLE.c.id == bindparam("row_id"))
 _DELETE = delete(_TABLE).where(_TABLE.c.id == bindparam("row_id"))
 
 
-async def save(
-    session: AsyncSession,
+def save(
+    connection: Connection,
     stored: Stored | None,
     state: FlowState | None,
     *,
@@ -75,7 +75,7 @@ async def save(
 ) -> None:
     if state is None:
         if stored is not None:
-            await session.execute(_DELETE, {"row_id": stored.id})
+            connection.execute(_DELETE, {"row_id": stored.id})
         return
     values = {
         "flow": state.flow,
@@ -88,9 +88,9 @@ async def save(
     }
     if stored is None:
         values.update(channel=channel, chat_id=chat_id, person_id=person_id)
-        await session.execute(_INSERT, values)
+        connection.execute(_INSERT, values)
     else:
-        await session.execute(_UPDATE, {**values, "row_id": stored.id})
+        connection.execute(_UPDATE, {**values, "row_id": stored.id})
 
 
 async def purge_expired(session: AsyncSession, now: datetime) -> int:

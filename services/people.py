@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from models import Building, Conversation, Household, Identity, Person, Role, RoleAssignment
-from services import conversations
-from services.sql import insert_ignoring_conflict
+from services import conversations, updates
+from services.sql import insert_ignoring, insert_ignoring_conflict
 
 STAFF_ROLES = frozenset({Role.STAFF, Role.ADMIN})
 
@@ -62,14 +63,15 @@ async def identify(
     private_chat_id: str | None = None,
 ) -> Person:
     """Find or create the person behind a platform identity, in the caller's transaction."""
-    identity = await session.scalar(
-        select(Identity)
-        .where(Identity.channel == channel, Identity.external_id == external_id)
-        .options(joinedload(Identity.person))
+    return await session.run_sync(
+        _identify, channel, external_id, display_name, username, private_chat_id, None
     )
-    if identity is not None:
-        return _refresh(identity, display_name, username, private_chat_id)
-    return await _create(session, channel, external_id, display_name, username, private_chat_id)
+
+
+@dataclass(frozen=True)
+class Arrival:
+    person: Person
+    conversation: conversations.Stored | None
 
 
 async def arrive(
@@ -78,35 +80,44 @@ async def arrive(
     external_id: str,
     chat_id: str,
     *,
+    update_key: str | None,
+    now: datetime,
     display_name: str = "",
     username: str | None = None,
     private: bool = True,
     locale: str | None = None,
-) -> tuple[Person, conversations.Stored | None]:
-    """The sender of an update and their conversation in that chat, in one round trip."""
-    row = (
-        await session.execute(
-            _ARRIVAL, {"channel": channel, "external_id": external_id, "chat_id": chat_id}
-        )
-    ).first()
-    private_chat_id = chat_id if private else None
-    if row is None:
-        person = await _create(
-            session, channel, external_id, display_name, username, private_chat_id, locale
-        )
-        return person, None
-    person, identity_id, known_chat, known_username = row[:4]
-    conversation = conversations.from_columns(row[4:])
-    changes: dict[str, str] = {}
-    if private_chat_id and known_chat != private_chat_id:
-        changes["private_chat_id"] = private_chat_id
-    if username is not None and known_username != username:
-        changes["username"] = username
-    if changes:
-        await session.execute(update(Identity).where(Identity.id == identity_id).values(**changes))
-    if display_name and not person.display_name:
-        person.display_name = display_name[:200]
-    return person, conversation
+) -> Arrival | None:
+    """Claim the update and load its sender with their conversation in that chat.
+
+    None means the update was handled before. This is the prologue of every update, so it runs
+    as one synchronous block on the session's connection: two statements, no ORM round trips.
+    """
+
+    def run(sync: Session) -> Arrival | None:
+        connection = sync.connection()
+        if update_key is not None and not updates.claim(connection, channel, update_key, now):
+            return None
+        params = {"channel": channel, "external_id": external_id, "chat_id": chat_id}
+        row = sync.execute(_ARRIVAL, params).first()
+        private_chat_id = chat_id if private else None
+        if row is None:
+            person = _create(
+                sync, channel, external_id, display_name, username, private_chat_id, locale
+            )
+            return Arrival(person, None)
+        person, identity_id, known_chat, known_username = row[:4]
+        changes: dict[str, str] = {}
+        if private_chat_id and known_chat != private_chat_id:
+            changes["private_chat_id"] = private_chat_id
+        if username is not None and known_username != username:
+            changes["username"] = username
+        if changes:
+            connection.execute(update(Identity).where(Identity.id == identity_id).values(**changes))
+        if display_name and not person.display_name:
+            person.display_name = display_name[:200]
+        return Arrival(person, conversations.from_columns(row[4:]))
+
+    return await session.run_sync(run)
 
 
 # Built once: this runs for every update, and building a select costs more than running it.
@@ -134,9 +145,22 @@ _ARRIVAL = (
 )
 
 
-def _refresh(
-    identity: Identity, display_name: str, username: str | None, private_chat_id: str | None
+def _identify(
+    sync: Session,
+    channel: str,
+    external_id: str,
+    display_name: str,
+    username: str | None,
+    private_chat_id: str | None,
+    locale: str | None,
 ) -> Person:
+    identity = sync.scalar(
+        select(Identity)
+        .where(Identity.channel == channel, Identity.external_id == external_id)
+        .options(joinedload(Identity.person))
+    )
+    if identity is None:
+        return _create(sync, channel, external_id, display_name, username, private_chat_id, locale)
     if private_chat_id and identity.private_chat_id != private_chat_id:
         identity.private_chat_id = private_chat_id
     if username is not None and identity.username != username:
@@ -146,20 +170,20 @@ def _refresh(
     return identity.person
 
 
-async def _create(
-    session: AsyncSession,
+def _create(
+    sync: Session,
     channel: str,
     external_id: str,
     display_name: str,
     username: str | None,
     private_chat_id: str | None,
-    locale: str | None = None,
+    locale: str | None,
 ) -> Person:
     person = Person(display_name=display_name[:200], locale=locale)
-    session.add(person)
-    await session.flush()
-    inserted = await insert_ignoring_conflict(
-        session,
+    sync.add(person)
+    sync.flush()
+    inserted = insert_ignoring(
+        sync.connection(),
         Identity.__table__,  # type: ignore[arg-type]
         {
             "person_id": person.id,
@@ -171,8 +195,8 @@ async def _create(
     )
     if not inserted:
         # Another worker registered the same identity a moment ago; use theirs.
-        await session.delete(person)
-        return await identify(session, channel, external_id)
+        sync.delete(person)
+        return _identify(sync, channel, external_id, "", None, None, None)
     return person
 
 

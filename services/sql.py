@@ -6,7 +6,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from sqlalchemy import Executable, Table
+from sqlalchemy import Connection, Executable, Table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,22 +18,25 @@ Transaction = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 _INSERT_IGNORING: dict[tuple[str, str], Executable] = {}
 
 
-async def insert_ignoring_conflict(
-    session: AsyncSession, table: Table, values: dict[str, Any]
-) -> bool:
+def insert_ignoring(connection: Connection, table: Table, values: dict[str, Any]) -> bool:
     """Insert unless a unique key already holds the row; True when this call inserted it.
 
     The database decides, not a check in Python, so two workers racing on one key cannot both win.
     The statement is built once per table and dialect: this runs for every update.
     """
-    dialect = session.bind.dialect.name
+    dialect = connection.dialect.name
     statement = _INSERT_IGNORING.get((table.name, dialect))
     if statement is None:
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
         statement = insert(table).on_conflict_do_nothing()
         _INSERT_IGNORING[(table.name, dialect)] = statement
-    result = await session.execute(statement, values)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(connection.execute(statement, values).rowcount)
+
+
+async def insert_ignoring_conflict(
+    session: AsyncSession, table: Table, values: dict[str, Any]
+) -> bool:
+    return await session.run_sync(lambda s: insert_ignoring(s.connection(), table, values))
 
 
 def is_postgres(session: AsyncSession) -> bool:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import Connection, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import ProcessedUpdate
-from services.sql import insert_ignoring_conflict
+from services.sql import insert_ignoring
 
 
-async def claim(session: AsyncSession, channel: str, key: str, now: datetime) -> bool:
+def claim(connection: Connection, channel: str, key: str, now: datetime) -> bool:
     """True for the first delivery; the claim commits or rolls back with the handling itself."""
-    return await insert_ignoring_conflict(
-        session,
+    return insert_ignoring(
+        connection,
         ProcessedUpdate.__table__,  # type: ignore[arg-type]
         {"channel": channel, "key": key, "received_at": now},
     )

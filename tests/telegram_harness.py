@@ -50,12 +50,16 @@ class TelegramUser:
         self.name = name
         self.language = language
 
-    async def send(self, text: str, *, expect: str | None = None, **kw: Any) -> dict[str, Any]:
+    async def send(
+        self, text: str, *, expect: str | None = None, timeout: float = 5.0, **kw: Any
+    ) -> dict[str, Any]:
         mark = len(self.stub.sent)
         kw.setdefault("first_name", self.name)
         kw.setdefault("language_code", self.language)
         self.stub.send_text(self.id, text, **kw)
-        return await self.stub.wait_for_message(self.id, contains=expect, after=mark)
+        return await self.stub.wait_for_message(
+            self.id, contains=expect, after=mark, timeout=timeout
+        )
 
     async def press(
         self, label: str, *, on: dict[str, Any] | None = None, expect: str | None = None

@@ -88,7 +88,8 @@ async def test_run_with_token_serves_telegram(db_url: str) -> None:
         async with linli_process("run", env=env) as process:
             await wait_healthy(port, process)
             user = TelegramUser(stub, 31337, "Ops")
-            await user.send("/help", expect="Here is what you can do")
+            # The web app answers before Telegram polling has started: allow for start-up.
+            await user.send("/help", expect="Here is what you can do", timeout=30)
             process.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(process.wait(), 15) == 0
 

@@ -14,18 +14,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from telegram import (
-    BotCommand,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    MessageEntity,
-    Update,
-    User,
-)
+from telegram import BotCommand, MessageEntity, Update, User
 from telegram.constants import MessageLimit
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
@@ -179,13 +173,14 @@ class TelegramChannel:
         self.menu = list(menu)
         self.default_locale = default_locale
         self.locks = KeyedLocks()
+        self.http = AiohttpRequest(connection_pool_size=64)
         builder = (
             ApplicationBuilder()
             .token(settings.token)
             .base_url(settings.api_base_url)
             .base_file_url(settings.file_base_url)
             .concurrent_updates(True)
-            .request(AiohttpRequest(connection_pool_size=64))
+            .request(self.http)
             .get_updates_request(
                 AiohttpRequest(connection_pool_size=2, read_timeout=settings.poll_timeout + 10.0)
             )
@@ -279,30 +274,31 @@ class TelegramChannel:
             exc_info=context.error,
         )
 
-    def _markup(self, message: Outgoing) -> InlineKeyboardMarkup | None:
-        rows: list[list[InlineKeyboardButton]] = []
-        options = [InlineKeyboardButton(o.label, callback_data=o.payload) for o in message.options]
+    def _keyboard(self, message: Outgoing) -> dict[str, Any] | None:
+        """Options as inline buttons, two to a row when they are short; links under them."""
+        buttons = [{"text": o.label, "callback_data": o.payload} for o in message.options]
         short = all(len(o.label) <= 12 for o in message.options)
-        width = 2 if short and len(options) > 1 else 1
-        rows.extend(options[i : i + width] for i in range(0, len(options), width))
-        rows.extend([InlineKeyboardButton(link.label, url=link.url)] for link in message.links)
+        width = 2 if short and len(buttons) > 1 else 1
+        rows = [buttons[i : i + width] for i in range(0, len(buttons), width)]
+        rows.extend([{"text": link.label, "url": link.url}] for link in message.links)
         if message.private_start is not None:
             url = f"https://t.me/{self.username}?start={message.private_start}"
-            rows.append([InlineKeyboardButton(message.private_label or "→", url=url)])
-        return InlineKeyboardMarkup(rows) if rows else None
+            rows.append([{"text": message.private_label or "→", "url": url}])
+        return {"inline_keyboard": rows} if rows else None
 
     async def send(self, chat_id: str, message: Outgoing) -> None:
         """Render one neutral message; long text is split on line breaks to fit Telegram."""
-        markup = self._markup(message)
+        keyboard = self._keyboard(message)
         chunks = _split(message.text, MessageLimit.MAX_TEXT_LENGTH)
+        url = f"{self.settings.api_base_url}{self.settings.token}/sendMessage"
         try:
             if message.image_path:
                 await self.app.bot.send_photo(chat_id, Path(message.image_path))
             for index, chunk in enumerate(chunks):
-                last = index == len(chunks) - 1
-                await self.app.bot.send_message(
-                    chat_id, chunk, reply_markup=markup if last else None
-                )
+                payload: dict[str, Any] = {"chat_id": chat_id, "text": chunk}
+                if keyboard is not None and index == len(chunks) - 1:
+                    payload["reply_markup"] = keyboard
+                await self.http.call(url, payload)
         except Forbidden as exc:
             raise RecipientBlocked(str(exc)) from exc
         except BadRequest as exc:
