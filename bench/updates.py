@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 
+from tests.processes import linli_process, run_linli  # noqa: E402
 from tests.telegram_stub import BotApiStub  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -37,23 +38,6 @@ LOG_MS = re.compile(r"update channel=telegram .* outcome=(\w+) ms=([\d.]+)")
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-async def run_cli(env: dict[str, str], *args: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    if process.returncode != 0:
-        raise SystemExit(f"linli {' '.join(args)} failed: {err.decode()}")
-    return out.decode()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -141,23 +125,13 @@ async def bench(db: str, users: int, concurrency: int, rate: float | None) -> di
             LINLI_WEB__PORT="0",
             LINLI_LOG__LEVEL="INFO",
         )
-        await run_cli(env, "init")
-        out = await run_cli(env, "invite", "--building", "Building 1", "--uses", str(users + 1))
+        await run_linli(env, "init")
+        out = await run_linli(env, "invite", "--building", "Building 1", "--uses", str(users + 1))
         code = re.search(r"code: (\w+)", out).group(1)  # type: ignore[union-attr]
         log_path = workdir / "bot.log"
         with log_path.open("wb") as log:
-            bot = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                "run",
-                cwd=ROOT,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-            )
-            try:
+            streams = {"stdin": asyncio.subprocess.DEVNULL, "stdout": log, "stderr": log}
+            async with linli_process("run", env=env, **streams) as bot:
                 # One resident first: it waits out start-up and warms the connections.
                 await resident(stub, 99_999, code, [])
                 latencies: list[float] = []
@@ -170,7 +144,6 @@ async def bench(db: str, users: int, concurrency: int, rate: float | None) -> di
                 elapsed = time.perf_counter() - started
                 rss = peak_rss_mb(bot.pid)
                 cpu = cpu_seconds(bot.pid) - cpu_before
-            finally:
                 bot.terminate()
                 await bot.wait()
     handler_ms = [

@@ -146,18 +146,16 @@ class InlineConnection(AsyncAdapt_aiosqlite_connection):
         self.pending_begin = statement
 
     def commit(self) -> None:
-        # Nothing ran, so no BEGIN was sent and there is nothing to commit.
-        if self.pending_begin is None:
-            try:
-                self._connection._conn.commit()
-            except Exception as error:
-                self._handle_exception(error)
-        self.pending_begin = None
+        self._finish("commit")
 
     def rollback(self) -> None:
+        self._finish("rollback")
+
+    def _finish(self, how: str) -> None:
+        # Nothing ran, so no BEGIN was sent and there is nothing to end.
         if self.pending_begin is None:
             try:
-                self._connection._conn.rollback()
+                getattr(self._connection._conn, how)()
             except Exception as error:
                 self._handle_exception(error)
         self.pending_begin = None

@@ -83,38 +83,20 @@ async def decide_registration(ctx: Context, applicant_id: int, decision: str) ->
     t = ctx.translator_for(applicant)
     if decision == "approve":
         await activate(ctx, applicant, building.id)
-        ctx.notify(
-            applicant,
-            Outgoing(
-                t.gettext(
-                    "Good news: your registration for {building}, room {room} was approved. "
-                    "Send /help to see what you can do."
-                ).format(building=building.name, room=room)
-            ),
+        to_applicant = t.gettext(
+            "Good news: your registration for {building}, room {room} was approved. "
+            "Send /help to see what you can do."
         )
-        ctx.say(
-            ctx._("Approved: {name}, {building}, room {room}.").format(
-                name=applicant.display_name, building=building.name, room=room
-            )
-        )
+        to_approver = ctx._("Approved: {name}, {building}, room {room}.")
     else:
-        applicant.status = "rejected"
-        applicant.household_id = None
-        ctx.notify(
-            applicant,
-            Outgoing(
-                t.gettext(
-                    "Your building head could not confirm your registration for {building}, "
-                    "room {room}. If this is a mistake, please contact them or the community "
-                    "office."
-                ).format(building=building.name, room=room)
-            ),
+        applicant.status, applicant.household_id = "rejected", None
+        to_applicant = t.gettext(
+            "Your building head could not confirm your registration for {building}, "
+            "room {room}. If this is a mistake, please contact them or the community office."
         )
-        ctx.say(
-            ctx._("Rejected: {name}, {building}, room {room}.").format(
-                name=applicant.display_name, building=building.name, room=room
-            )
-        )
+        to_approver = ctx._("Rejected: {name}, {building}, room {room}.")
+    ctx.notify(applicant, Outgoing(to_applicant.format(building=building.name, room=room)))
+    ctx.say(to_approver.format(name=applicant.display_name, building=building.name, room=room))
     await audit.record(
         ctx.session,
         f"registration.{decision}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, delete, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -64,7 +64,7 @@ async def identify(
 ) -> Person:
     """Find or create the person behind a platform identity, in the caller's transaction."""
     return await session.run_sync(
-        _identify, channel, external_id, display_name, username, private_chat_id, None
+        _identify, channel, external_id, Profile(display_name, username, private_chat_id)
     )
 
 
@@ -101,9 +101,8 @@ async def arrive(
         row = sync.execute(_ARRIVAL, params).first()
         private_chat_id = chat_id if private else None
         if row is None:
-            person = _create(
-                sync, channel, external_id, display_name, username, private_chat_id, locale
-            )
+            profile = Profile(display_name, username, private_chat_id, locale)
+            person = _create(sync, channel, external_id, profile)
             return Arrival(person, None)
         person, identity_id, known_chat, known_username = row[:4]
         changes: dict[str, str] = {}
@@ -145,41 +144,35 @@ _ARRIVAL = (
 )
 
 
-def _identify(
-    sync: Session,
-    channel: str,
-    external_id: str,
-    display_name: str,
-    username: str | None,
-    private_chat_id: str | None,
-    locale: str | None,
-) -> Person:
+@dataclass(frozen=True)
+class Profile:
+    """What a platform tells us about someone, kept when we first meet them."""
+
+    display_name: str = ""
+    username: str | None = None
+    private_chat_id: str | None = None
+    locale: str | None = None
+
+
+def _identify(sync: Session, channel: str, external_id: str, profile: Profile) -> Person:
     identity = sync.scalar(
         select(Identity)
         .where(Identity.channel == channel, Identity.external_id == external_id)
         .options(joinedload(Identity.person))
     )
     if identity is None:
-        return _create(sync, channel, external_id, display_name, username, private_chat_id, locale)
-    if private_chat_id and identity.private_chat_id != private_chat_id:
-        identity.private_chat_id = private_chat_id
-    if username is not None and identity.username != username:
-        identity.username = username
-    if display_name and not identity.person.display_name:
-        identity.person.display_name = display_name[:200]
+        return _create(sync, channel, external_id, profile)
+    if profile.private_chat_id and identity.private_chat_id != profile.private_chat_id:
+        identity.private_chat_id = profile.private_chat_id
+    if profile.username is not None and identity.username != profile.username:
+        identity.username = profile.username
+    if profile.display_name and not identity.person.display_name:
+        identity.person.display_name = profile.display_name[:200]
     return identity.person
 
 
-def _create(
-    sync: Session,
-    channel: str,
-    external_id: str,
-    display_name: str,
-    username: str | None,
-    private_chat_id: str | None,
-    locale: str | None,
-) -> Person:
-    person = Person(display_name=display_name[:200], locale=locale)
+def _create(sync: Session, channel: str, external_id: str, profile: Profile) -> Person:
+    person = Person(display_name=profile.display_name[:200], locale=profile.locale)
     sync.add(person)
     sync.flush()
     inserted = insert_ignoring(
@@ -189,14 +182,14 @@ def _create(
             "person_id": person.id,
             "channel": channel,
             "external_id": external_id,
-            "username": username,
-            "private_chat_id": private_chat_id,
+            "username": profile.username,
+            "private_chat_id": profile.private_chat_id,
         },
     )
     if not inserted:
         # Another worker registered the same identity a moment ago; use theirs.
         sync.delete(person)
-        return _identify(sync, channel, external_id, "", None, None, None)
+        return _identify(sync, channel, external_id, Profile())
     return person
 
 
@@ -243,33 +236,21 @@ async def by_identity(session: AsyncSession, channel: str, external_id: str) -> 
 
 
 async def building_heads(session: AsyncSession, building_id: int) -> list[Person]:
-    return list(
-        (
-            await session.scalars(
-                select(Person)
-                .join(RoleAssignment)
-                .where(
-                    RoleAssignment.role == Role.BUILDING_HEAD,
-                    RoleAssignment.building_id == building_id,
-                )
-                .order_by(Person.id)
-            )
-        ).all()
+    return await _holding(
+        session,
+        RoleAssignment.role == Role.BUILDING_HEAD,
+        RoleAssignment.building_id == building_id,
     )
 
 
 async def staff_members(session: AsyncSession) -> list[Person]:
-    return list(
-        (
-            await session.scalars(
-                select(Person)
-                .join(RoleAssignment)
-                .where(RoleAssignment.role.in_(STAFF_ROLES))
-                .distinct()
-                .order_by(Person.id)
-            )
-        ).all()
-    )
+    return await _holding(session, RoleAssignment.role.in_(STAFF_ROLES))
+
+
+async def _holding(session: AsyncSession, *conditions: ColumnElement[bool]) -> list[Person]:
+    """People with a role assignment matching the conditions, oldest first, each once."""
+    query = select(Person).join(RoleAssignment).where(*conditions).distinct().order_by(Person.id)
+    return list((await session.scalars(query)).all())
 
 
 async def everyone(session: AsyncSession) -> list[Person]:

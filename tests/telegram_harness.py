@@ -51,14 +51,14 @@ class TelegramUser:
         self.language = language
 
     async def send(
-        self, text: str, *, expect: str | None = None, timeout: float = 5.0, **kw: Any
+        self, text: str, *, expect: str | None = None, patience: float = 5.0, **kw: Any
     ) -> dict[str, Any]:
         mark = len(self.stub.sent)
         kw.setdefault("first_name", self.name)
         kw.setdefault("language_code", self.language)
         self.stub.send_text(self.id, text, **kw)
         return await self.stub.wait_for_message(
-            self.id, contains=expect, after=mark, timeout=timeout
+            self.id, contains=expect, after=mark, timeout=patience
         )
 
     async def press(

@@ -6,15 +6,12 @@ import asyncio
 import os
 import signal
 import socket
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT
+from tests.processes import linli_process
 from tests.telegram_harness import TelegramUser, telegram_env
 from tests.telegram_stub import BotApiStub
 
@@ -29,29 +26,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LINLI_")}
     env.update(extra)
     return env
-
-
-@asynccontextmanager
-async def linli_process(
-    *args: str, env: dict[str, str]
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 async def wait_healthy(port: int, process: asyncio.subprocess.Process) -> None:
@@ -89,7 +63,7 @@ async def test_run_with_token_serves_telegram(db_url: str) -> None:
             await wait_healthy(port, process)
             user = TelegramUser(stub, 31337, "Ops")
             # The web app answers before Telegram polling has started: allow for start-up.
-            await user.send("/help", expect="Here is what you can do", timeout=30)
+            await user.send("/help", expect="Here is what you can do", patience=30)
             process.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(process.wait(), 15) == 0
 
