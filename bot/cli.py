@@ -13,6 +13,7 @@ from pathlib import Path
 
 import uvloop
 
+from bot import database
 from bot.app import Linli, assemble, serve
 from bot.channels.console import ConsoleChannel
 from bot.config import ConfigError, Settings, load_settings
@@ -102,6 +103,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "chat":
             await linli.init()
             return await _chat(linli, args.user or getpass.getuser())
+        if not await database.is_migrated(linli.db):
+            raise UsageError("the database is not set up yet; run `linli init` first")
         if args.command == "invite":
             return await _invite(linli, args)
         if args.command == "admin":

@@ -154,6 +154,20 @@ def alembic_config(url: str) -> AlembicConfig:
     return config
 
 
+async def is_migrated(engine: AsyncEngine) -> bool:
+    """True when the database is at the newest migration, so commands can trust the schema."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
+
+    def current(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(current) == head
+
+
 async def migrate(engine: AsyncEngine) -> None:
     """Upgrade to head on the given engine, inside one transaction where the database allows."""
 

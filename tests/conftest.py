@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from bot.app import Linli, assemble
 from bot.config import Settings, load_settings
+from bot.database import create_engine, migrate
 from models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,19 +68,24 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database as empty as a new install: a new SQLite file, or the Postgres one emptied."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'linli.db'}"
-    return request.getfixturevalue("pg_url")
+    url: str = request.getfixturevalue("pg_url")
+    engine = create_engine(url)
+    try:
+        await migrate(engine)
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        async with engine.begin() as connection:
+            await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    finally:
+        await engine.dispose()
+    return url
 
 
 async def fresh_linli(settings: Settings, clock: FakeClock) -> Linli:
     linli = assemble(settings, clock=clock)
-    if linli.db.dialect.name == "postgresql":
-        await linli.init()
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        async with linli.db.begin() as connection:
-            await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     await linli.init()
     return linli
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.processes import linli_process
+from tests.processes import linli_process, run_linli
 from tests.telegram_harness import TelegramUser, telegram_env
 from tests.telegram_stub import BotApiStub
 
@@ -81,3 +82,25 @@ async def test_console_chat(db_url: str, tmp_path: Path) -> None:
     assert "1) 中文" in out and "2) English" in out
     assert "speak English with you" in out and "Here is what you can do" in out
     assert "INFO" not in out
+
+
+async def test_sigkill_loses_nothing_committed(db_url: str) -> None:
+    """A killed process restarts from the database, mid-registration included."""
+    async with BotApiStub() as stub:
+        env = clean_env(
+            LINLI_DATABASE__URL=db_url, LINLI_WEB__PORT=str(free_port()), **telegram_env(stub)
+        )
+        await run_linli(env, "init")
+        code = re.search(r"code: (\w+)", await run_linli(env, "invite", "--building", "Building 4"))
+        assert code is not None
+        user = TelegramUser(stub, 4242, "Kim")
+        async with linli_process("run", env=env) as first:
+            await user.send(f"/start {code.group(1)}", expect="Which room", patience=30)
+            first.kill()
+            await first.wait()
+        env["LINLI_WEB__PORT"] = str(free_port())
+        async with linli_process("run", env=env) as second:
+            await user.send("403", expect="Room 403, thank you", patience=30)
+            await user.press("Use", expect="You are registered in Building 4, room 403")
+            second.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(second.wait(), 15) == 0
