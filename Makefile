@@ -26,7 +26,7 @@ run: $(STAMP) compile-catalogs
 test: $(STAMP) compile-catalogs
 	$(BIN)/linli init
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

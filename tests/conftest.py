@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 import pytest
@@ -19,6 +21,7 @@ from bot.database import create_engine, migrate
 from models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 PG_ADMIN_DSN = os.environ.get("LINLI_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -59,12 +62,18 @@ async def _drop_pg_database(name: str) -> None:
         await connection.close()
 
 
+def _run_aside(work: Callable[[], Coroutine[object, object, T]]) -> T:
+    """Run a coroutine to the end from sync code that may itself sit inside an event loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(work())).result()
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """One database for the session; each test empties its tables first."""
-    name = asyncio.run(_create_pg_database())
+    name = _run_aside(_create_pg_database)
     yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-    asyncio.run(_drop_pg_database(name))
+    _run_aside(lambda: _drop_pg_database(name))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
