@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from handlers.flow import STEP_PREFIX, TICKET_PREFIX, CommunityRules, Context, Flow, TicketHandler
 from handlers.i18n import Catalogs, match_locale
@@ -141,9 +142,12 @@ class DialogueEngine:
         if ctx.state is not None:
             reply.flow, reply.step = ctx.state.flow, ctx.state.step
         state_after = ctx.state
-        await session.run_sync(
-            lambda sync: conversations.save(
-                sync.connection(),
+
+        def epilogue(sync: Session) -> None:
+            connection = sync.connection()
+            person.save(connection)
+            conversations.save(
+                connection,
                 stored,
                 state_after,
                 channel=incoming.channel,
@@ -152,7 +156,8 @@ class DialogueEngine:
                 expires_at=now + timedelta(minutes=self.rules.flow_timeout_minutes),
                 now=now,
             )
-        )
+
+        await session.run_sync(epilogue)
         reply.messages = ctx.replies
         return reply, ctx.notified
 

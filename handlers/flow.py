@@ -11,16 +11,16 @@ import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.i18n import Catalogs, Translator
 from handlers.messages import Incoming, Link, Option, Outgoing
-from models import Person, Role
+from models import Role
 from services import outbox, people, tickets
 from services.conversations import FlowState
-from services.people import RoleSet
+from services.people import PersonRecord, RoleSet
 
 # Button payloads stay far below Telegram's 64-byte callback_data limit.
 STEP_PREFIX = "s"
@@ -38,11 +38,20 @@ class CommunityRules:
     max_text_length: int
 
 
+class Someone(Protocol):
+    """A person as flows see them: the sender (a PersonRecord) or one loaded with the ORM."""
+
+    id: int
+    display_name: str
+    locale: str | None
+    status: str
+
+
 @dataclass
 class Context:
     session: AsyncSession
     incoming: Incoming
-    person: Person
+    person: PersonRecord
     t: Translator
     catalogs: Catalogs
     rules: CommunityRules
@@ -62,7 +71,7 @@ class Context:
     def _(self, message: str) -> str:
         return self.t.gettext(message)
 
-    def translator_for(self, person: Person) -> Translator:
+    def translator_for(self, person: Someone) -> Translator:
         return self.catalogs.get(person.locale or self.rules.default_locale)
 
     def say(
@@ -116,7 +125,7 @@ class Context:
         return self.state.data if self.state else {}
 
     async def ticket_options(
-        self, person: Person, kind: str, subject_id: int, choices: Sequence[tuple[str, str]]
+        self, person: Someone, kind: str, subject_id: int, choices: Sequence[tuple[str, str]]
     ) -> tuple[Option, ...]:
         ticket = await tickets.issue(
             self.session,
@@ -131,7 +140,7 @@ class Context:
             for i, (label, _) in enumerate(choices)
         )
 
-    def notify(self, person: Person, message: Outgoing) -> None:
+    def notify(self, person: Someone, message: Outgoing) -> None:
         """Queue a message to someone else; it leaves only if this update's transaction commits."""
         outbox.enqueue(self.session, person.id, message.to_dict(), self.now)
         self.notified = True

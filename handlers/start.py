@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from handlers.flow import Context, Flow
+from handlers.flow import Context, Flow, Someone
 from handlers.i18n import N_
 from handlers.messages import Kind, Outgoing
-from models import Building, Invite, Person, Role
+from models import Building, Invite, Role
 from services import audit, community, invites, people
 from services.people import Grant
 
@@ -260,13 +260,13 @@ def _scoped(role: Role, building: Building) -> Grant:
     return Grant(role)
 
 
-async def activate(ctx: Context, person: Person, building_id: int) -> None:
+async def activate(ctx: Context, person: Someone, building_id: int) -> None:
     person.status = "active"
     await people.grant(ctx.session, person.id, Grant(Role.RESIDENT))
 
 
 async def ask_approval(
-    ctx: Context, approver: Person, applicant: Person, building: str, room: str
+    ctx: Context, approver: Someone, applicant: Someone, building: str, room: str
 ) -> None:
     t = ctx.translator_for(approver)
     options = await ctx.ticket_options(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from models import Building, Conversation, Household, Identity, Person, Role, RoleAssignment
 from services import conversations, updates
@@ -53,6 +53,63 @@ class RoleSet:
         )
 
 
+_FIELDS = ("id", "display_name", "locale", "status", "household_id")
+
+
+class PersonRecord:
+    """A person as the dialogue engine holds them: plain fields, changes kept for one UPDATE.
+
+    Loading an ORM object and flushing it cost more than everything else the engine does for an
+    update (bench/updates.py), and most updates only read these five fields.
+    """
+
+    __slots__ = ("_changes", *_FIELDS)
+    id: int
+    display_name: str
+    locale: str | None
+    status: str
+    household_id: int | None
+
+    def __init__(
+        self,
+        id: int,
+        display_name: str,
+        locale: str | None,
+        status: str,
+        household_id: int | None,
+    ) -> None:
+        for name, value in zip(
+            _FIELDS, (id, display_name, locale, status, household_id), strict=True
+        ):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_changes", {})
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "id" or name not in _FIELDS:
+            raise AttributeError(f"{name} cannot be changed on a PersonRecord")
+        if getattr(self, name) != value:
+            self._changes[name] = value
+            object.__setattr__(self, name, value)
+
+    def save(self, connection: Connection) -> None:
+        """Write what changed since loading, once, at the end of the update."""
+        if self._changes:
+            connection.execute(_UPDATE_PERSON, {**self._changes, "person_id": self.id})
+            self._changes.clear()
+
+
+_PERSON_COLUMNS = (
+    Person.id,
+    Person.display_name,
+    Person.locale,
+    Person.status,
+    Person.household_id,
+)
+_PERSON_TABLE = Person.__table__
+_UPDATE_PERSON = update(_PERSON_TABLE).where(_PERSON_TABLE.c.id == bindparam("person_id"))
+_INSERT_PERSON = insert(_PERSON_TABLE).returning(*_PERSON_TABLE.c)
+
+
 async def identify(
     session: AsyncSession,
     channel: str,
@@ -61,16 +118,23 @@ async def identify(
     display_name: str = "",
     username: str | None = None,
     private_chat_id: str | None = None,
-) -> Person:
+) -> PersonRecord:
     """Find or create the person behind a platform identity, in the caller's transaction."""
-    return await session.run_sync(
-        _identify, channel, external_id, Profile(display_name, username, private_chat_id)
-    )
+    profile = Profile(display_name, username, private_chat_id)
+
+    def run(sync: Session) -> PersonRecord:
+        connection = sync.connection()
+        found = _find(connection, channel, external_id, None, profile)
+        if found is not None:
+            return found[0]
+        return _create(connection, channel, external_id, profile)
+
+    return await session.run_sync(run)
 
 
 @dataclass(frozen=True)
 class Arrival:
-    person: Person
+    person: PersonRecord
     conversation: conversations.Stored | None
 
 
@@ -92,29 +156,16 @@ async def arrive(
     None means the update was handled before. This is the prologue of every update, so it runs
     as one synchronous block on the session's connection: two statements, no ORM round trips.
     """
+    profile = Profile(display_name, username, chat_id if private else None, locale)
 
     def run(sync: Session) -> Arrival | None:
         connection = sync.connection()
         if update_key is not None and not updates.claim(connection, channel, update_key, now):
             return None
-        params = {"channel": channel, "external_id": external_id, "chat_id": chat_id}
-        row = sync.execute(_ARRIVAL, params).first()
-        private_chat_id = chat_id if private else None
-        if row is None:
-            profile = Profile(display_name, username, private_chat_id, locale)
-            person = _create(sync, channel, external_id, profile)
-            return Arrival(person, None)
-        person, identity_id, known_chat, known_username = row[:4]
-        changes: dict[str, str] = {}
-        if private_chat_id and known_chat != private_chat_id:
-            changes["private_chat_id"] = private_chat_id
-        if username is not None and known_username != username:
-            changes["username"] = username
-        if changes:
-            connection.execute(update(Identity).where(Identity.id == identity_id).values(**changes))
-        if display_name and not person.display_name:
-            person.display_name = display_name[:200]
-        return Arrival(person, conversations.from_columns(row[4:]))
+        found = _find(connection, channel, external_id, chat_id, profile)
+        if found is None:
+            return Arrival(_create(connection, channel, external_id, profile), None)
+        return Arrival(*found)
 
     return await session.run_sync(run)
 
@@ -122,7 +173,7 @@ async def arrive(
 # Built once: this runs for every update, and building a select costs more than running it.
 _ARRIVAL = (
     select(
-        Person,
+        *_PERSON_COLUMNS,
         Identity.id,
         Identity.private_chat_id,
         Identity.username,
@@ -154,29 +205,42 @@ class Profile:
     locale: str | None = None
 
 
-def _identify(sync: Session, channel: str, external_id: str, profile: Profile) -> Person:
-    identity = sync.scalar(
-        select(Identity)
-        .where(Identity.channel == channel, Identity.external_id == external_id)
-        .options(joinedload(Identity.person))
-    )
-    if identity is None:
-        return _create(sync, channel, external_id, profile)
-    if profile.private_chat_id and identity.private_chat_id != profile.private_chat_id:
-        identity.private_chat_id = profile.private_chat_id
-    if profile.username is not None and identity.username != profile.username:
-        identity.username = profile.username
-    if profile.display_name and not identity.person.display_name:
-        identity.person.display_name = profile.display_name[:200]
-    return identity.person
+def _find(
+    connection: Connection, channel: str, external_id: str, chat_id: str | None, profile: Profile
+) -> tuple[PersonRecord, conversations.Stored | None] | None:
+    params = {"channel": channel, "external_id": external_id, "chat_id": chat_id}
+    row = connection.execute(_ARRIVAL, params).first()
+    if row is None:
+        return None
+    person = PersonRecord(*row[:5])
+    identity_id, known_chat, known_username = row[5:8]
+    changes: dict[str, str] = {}
+    if profile.private_chat_id and known_chat != profile.private_chat_id:
+        changes["private_chat_id"] = profile.private_chat_id
+    if profile.username is not None and known_username != profile.username:
+        changes["username"] = profile.username
+    if changes:
+        connection.execute(update(Identity).where(Identity.id == identity_id).values(**changes))
+    if profile.display_name and not person.display_name:
+        person.display_name = profile.display_name[:200]
+    return person, conversations.from_columns(row[8:])
 
 
-def _create(sync: Session, channel: str, external_id: str, profile: Profile) -> Person:
-    person = Person(display_name=profile.display_name[:200], locale=profile.locale)
-    sync.add(person)
-    sync.flush()
+def _create(
+    connection: Connection, channel: str, external_id: str, profile: Profile
+) -> PersonRecord:
+    row = connection.execute(
+        _INSERT_PERSON,
+        {
+            "display_name": profile.display_name[:200],
+            "locale": profile.locale,
+            "status": "visitor",
+            "created_at": datetime.now(UTC),
+        },
+    ).one()
+    person = PersonRecord(row.id, row.display_name, row.locale, row.status, row.household_id)
     inserted = insert_ignoring(
-        sync.connection(),
+        connection,
         Identity.__table__,  # type: ignore[arg-type]
         {
             "person_id": person.id,
@@ -188,8 +252,10 @@ def _create(sync: Session, channel: str, external_id: str, profile: Profile) -> 
     )
     if not inserted:
         # Another worker registered the same identity a moment ago; use theirs.
-        sync.delete(person)
-        return _identify(sync, channel, external_id, Profile())
+        connection.execute(delete(_PERSON_TABLE).where(_PERSON_TABLE.c.id == person.id))
+        found = _find(connection, channel, external_id, None, Profile())
+        assert found is not None
+        return found[0]
     return person
 
 
