@@ -11,7 +11,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -101,6 +108,46 @@ class CommunitySettings(_Section):
         return grids
 
 
+class CategorySettings(_Section):
+    """One kind of problem residents report, and who must fix it how fast."""
+
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]{1,31}$")
+    name_zh: str = Field(min_length=1)
+    name_en: str = Field(min_length=1)
+    # grid_worker: the building's grid worker; property: property management; department:
+    # a municipal department, named in `department`.
+    owner: Literal["grid_worker", "property", "department"] = "grid_worker"
+    department: str = ""
+    sla_hours: float = Field(gt=0)
+    points: int = Field(default=0, ge=0)
+    photo_required: bool = True
+
+    @model_validator(mode="after")
+    def _department_named(self) -> CategorySettings:
+        if self.owner == "department" and not self.department:
+            raise ValueError(f"category {self.code!r} is owned by a department but names none")
+        return self
+
+
+class ReportSettings(_Section):
+    categories: list[CategorySettings] = Field(default_factory=list)
+    max_photos: int = Field(default=4, ge=1, le=10)
+    description_limit: int = Field(default=1000, ge=50)
+    duplicate_days: int = Field(default=14, ge=0)
+    duplicate_phash_distance: int = Field(default=10, ge=0, le=64)
+    autoclose_days: int = Field(default=7, ge=1)
+    reminder_fraction: float = Field(default=0.75, gt=0, lt=1)
+
+    @field_validator("categories")
+    @classmethod
+    def _unique_codes(cls, categories: list[CategorySettings]) -> list[CategorySettings]:
+        codes = [c.code for c in categories]
+        duplicates = sorted({c for c in codes if codes.count(c) > 1})
+        if duplicates:
+            raise ValueError(f"category codes listed twice: {', '.join(duplicates)}")
+        return categories
+
+
 class DialogueSettings(_Section):
     flow_timeout_minutes: int = Field(default=30, ge=1)
     max_text_length: int = Field(default=4000, ge=100)
@@ -126,6 +173,7 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     community: CommunitySettings = Field(default_factory=CommunitySettings)
+    report: ReportSettings = Field(default_factory=ReportSettings)
     dialogue: DialogueSettings = Field(default_factory=DialogueSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     log: LogSettings = Field(default_factory=LogSettings)

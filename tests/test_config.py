@@ -43,6 +43,15 @@ def test_shipped_demo_community() -> None:
     assert (settings.community.layout.floors, settings.community.layout.homes_per_floor) == (6, 4)
 
 
+def test_report_categories() -> None:
+    report = load_settings(BOT_TOML, environ={}).report
+    codes = {c.code: c for c in report.categories}
+    assert {"lighting", "leak", "garbage", "road", "other"} <= set(codes)
+    assert codes["road"].owner == "department" and codes["road"].department
+    assert codes["leak"].sla_hours == 24 and codes["leak"].name_zh == "漏水"
+    assert report.description_limit == 1000 and report.max_photos == 4
+
+
 def test_environment_overrides_file() -> None:
     settings = load_settings(
         BOT_TOML,
@@ -77,6 +86,17 @@ def test_linli_config_environment_chooses_the_file(tmp_path: Path) -> None:
         ("", {"LINLI_TELEGRAM__TOKN": "x"}, "telegram.tokn"),
         ("", {"LINLI_NOPE__X": "1"}, "nope"),
         ("[web\n", {}, "not valid TOML"),
+        (
+            '[[report.categories]]\ncode = "x y"\nname_zh = "a"\nname_en = "a"\nsla_hours = 1\n',
+            {},
+            "report.categories.0.code",
+        ),
+        (
+            '[[report.categories]]\ncode = "road"\nname_zh = "a"\nname_en = "a"\n'
+            'owner = "department"\nsla_hours = 1\n',
+            {},
+            "names none",
+        ),
     ],
 )
 def test_bad_configuration_is_one_line_naming_the_key(
