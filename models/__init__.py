@@ -7,6 +7,8 @@ from models.conversation import Conversation, ProcessedUpdate
 from models.invite import Invite
 from models.outbox import OutboxMessage
 from models.people import Identity, Person, Role, RoleAssignment
+from models.points import PendingAward
+from models.report import Report, ReportEvent, ReportFollower, ReportMedia
 from models.ticket import ActionTicket
 
 __all__ = [
@@ -21,8 +23,13 @@ __all__ = [
     "Identity",
     "Invite",
     "OutboxMessage",
+    "PendingAward",
     "Person",
     "ProcessedUpdate",
+    "Report",
+    "ReportEvent",
+    "ReportFollower",
+    "ReportMedia",
     "Role",
     "RoleAssignment",
 ]

@@ -1,0 +1,247 @@
+"""Reports in the database: submitting, moving through the lifecycle, finding likely duplicates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import imagehash
+from sqlalchemy import and_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import Report, ReportEvent, ReportFollower, ReportMedia
+from services import audit
+from services.reports.lifecycle import (
+    OPEN_STATES,
+    Action,
+    Capacity,
+    Refusal,
+    State,
+    next_state,
+)
+from services.sql import insert_ignoring_conflict
+
+
+@dataclass(frozen=True)
+class Category:
+    """What the store needs of a configured category (bot.toml [[report.categories]])."""
+
+    code: str
+    owner: str  # grid_worker | property | department
+    sla_hours: float
+    department: str = ""
+
+    @property
+    def owner_label(self) -> str:
+        return f"department:{self.department}" if self.owner == "department" else self.owner
+
+
+@dataclass(frozen=True)
+class Photo:
+    media_key: str
+    thumb_key: str | None
+    phash: str | None
+
+
+@dataclass(frozen=True)
+class NewReport:
+    reporter_id: int
+    category: Category
+    description: str = ""
+    building_id: int | None = None
+    place: str | None = None
+    place_detail: str = ""
+    location: tuple[float, float] | None = None
+    photos: Sequence[Photo] = field(default_factory=tuple)
+    voice_keys: Sequence[str] = field(default_factory=tuple)
+
+
+def public_number(created_at: datetime, report_id: int) -> str:
+    return f"R-{created_at.year}-{report_id:06d}"
+
+
+async def submit(session: AsyncSession, new: NewReport, now: datetime) -> Report:
+    report = Report(
+        reporter_id=new.reporter_id,
+        category=new.category.code,
+        building_id=new.building_id,
+        place=new.place,
+        place_detail=new.place_detail,
+        latitude=new.location[0] if new.location else None,
+        longitude=new.location[1] if new.location else None,
+        description=new.description,
+        state=State.SUBMITTED.value,
+        owner=new.category.owner_label,
+        due_at=now + timedelta(hours=new.category.sla_hours),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(report)
+    await session.flush()
+    report.number = public_number(now, report.id)
+    session.add_all(
+        [
+            ReportMedia(
+                report_id=report.id,
+                kind="before",
+                media_key=p.media_key,
+                thumb_key=p.thumb_key,
+                phash=p.phash,
+                created_at=now,
+            )
+            for p in new.photos
+        ]
+        + [
+            ReportMedia(
+                report_id=report.id,
+                kind="voice",
+                media_key=k,
+                mime_type="audio/ogg",
+                created_at=now,
+            )
+            for k in new.voice_keys
+        ]
+    )
+    session.add(
+        ReportEvent(
+            report_id=report.id,
+            at=now,
+            actor_id=new.reporter_id,
+            action="submit",
+            from_state=None,
+            to_state=State.SUBMITTED.value,
+        )
+    )
+    await session.flush()
+    return report
+
+
+async def apply(
+    session: AsyncSession,
+    report: Report,
+    action: Action,
+    capacity: Capacity,
+    *,
+    actor_id: int | None,
+    now: datetime,
+    note: str = "",
+) -> State | Refusal:
+    """Move the report if the lifecycle allows it; refusals go to the audit log, moves to the
+    report's timeline, both in the caller's transaction."""
+    before = State(report.state)
+    result = next_state(before, action, capacity, note=note)
+    if isinstance(result, Refusal):
+        await audit.record(
+            session,
+            "report.refused",
+            actor_id=actor_id,
+            outcome="refused",
+            report=report.number,
+            move=action.value,
+            state=before.value,
+            capacity=capacity.value,
+            reason=result.reason,
+        )
+        return result
+    report.state = result.value
+    report.updated_at = now
+    if result is State.RESOLVED:
+        report.resolved_at = now
+    if result is State.CLOSED:
+        report.closed_at = now
+    if result is State.REJECTED:
+        report.reject_reason = note[:500]
+    session.add(
+        ReportEvent(
+            report_id=report.id,
+            at=now,
+            actor_id=actor_id,
+            action=action.value,
+            from_state=before.value,
+            to_state=result.value,
+            note=note[:1000],
+        )
+    )
+    return result
+
+
+async def timeline(session: AsyncSession, report_id: int) -> list[ReportEvent]:
+    query = select(ReportEvent).where(ReportEvent.report_id == report_id).order_by(ReportEvent.id)
+    return list((await session.scalars(query)).all())
+
+
+async def follow(session: AsyncSession, report_id: int, person_id: int, now: datetime) -> bool:
+    """+1: True when this person was not following yet."""
+    return await insert_ignoring_conflict(
+        session,
+        ReportFollower.__table__,  # type: ignore[arg-type]
+        {"report_id": report_id, "person_id": person_id, "created_at": now},
+    )
+
+
+async def similar_open(
+    session: AsyncSession,
+    *,
+    category: str,
+    building_id: int | None,
+    place: str | None,
+    since: datetime,
+    phashes: Sequence[str] = (),
+    max_distance: int = 10,
+    limit: int = 5,
+) -> list[Report]:
+    """Open reports that are probably about the same problem (the FixMyStreet lesson).
+
+    Same building (or shared place) in the window, and either the same category or a photo whose
+    perceptual hash is within `max_distance`: a photo match comes first, it is the stronger hint.
+    """
+    where = Report.building_id == building_id if building_id is not None else Report.place == place
+    candidates = list(
+        (
+            await session.scalars(
+                select(Report)
+                .where(
+                    where,
+                    Report.state.in_([s.value for s in OPEN_STATES]),
+                    Report.created_at >= since,
+                )
+                .order_by(Report.created_at.desc())
+                .limit(50)
+            )
+        ).all()
+    )
+    if not candidates:
+        return []
+    wanted = [imagehash.hex_to_hash(h) for h in phashes]
+    photo_match: set[int] = set()
+    if wanted:
+        rows = (
+            await session.execute(
+                select(ReportMedia.report_id, ReportMedia.phash).where(
+                    and_(
+                        ReportMedia.report_id.in_([r.id for r in candidates]),
+                        ReportMedia.phash.is_not(None),
+                    )
+                )
+            )
+        ).all()
+        for report_id, phash in rows:
+            known = imagehash.hex_to_hash(phash)
+            if any(known - h <= max_distance for h in wanted):
+                photo_match.add(report_id)
+    matches = [r for r in candidates if r.id in photo_match or r.category == category]
+    matches.sort(key=lambda r: (r.id not in photo_match, -r.created_at.timestamp()))
+    return matches[:limit]
+
+
+__all__ = [
+    "Category",
+    "NewReport",
+    "Photo",
+    "apply",
+    "follow",
+    "similar_open",
+    "submit",
+    "timeline",
+]
