@@ -63,17 +63,26 @@ def public_menu(registry: FlowRegistry) -> list[MenuEntry]:
 @dataclass
 class Linli:
     settings: Settings
-    db: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
+    database: database.Database
     catalogs: Catalogs
     registry: FlowRegistry
     dialogue: DialogueEngine
     dispatcher: OutboxDispatcher
     ticker: Ticker
-    transaction: Transaction
-    database: database.Database
     telegram: TelegramChannel | None = None
     web: Starlette | None = field(default=None)
+
+    @property
+    def db(self) -> AsyncEngine:
+        return self.database.engine
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        return self.database.sessions
+
+    @property
+    def transaction(self) -> Transaction:
+        return self.database.transaction
 
     async def init(self) -> community.LoadSummary:
         """`linli init`: migrate, then create whatever of the configured structure is missing."""
@@ -87,9 +96,9 @@ class Linli:
 
 
 def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock) -> Linli:
-    db = database.create_engine(settings.database.url, echo=settings.database.echo)
-    store = database.Database(db)
-    sessions = store.sessions
+    store = database.Database(
+        database.create_engine(settings.database.url, echo=settings.database.echo)
+    )
     catalogs = Catalogs()
     registry = build_registry()
     dispatcher = OutboxDispatcher(store.transaction, clock)
@@ -103,15 +112,12 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
     )
     linli = Linli(
         settings=settings,
-        db=db,
-        sessions=sessions,
+        database=store,
         catalogs=catalogs,
         registry=registry,
         dialogue=dialogue,
         dispatcher=dispatcher,
         ticker=Ticker(store.transaction, dispatcher, clock),
-        transaction=store.transaction,
-        database=store,
     )
     if settings.telegram.token:
         linli.telegram = TelegramChannel(
@@ -122,7 +128,7 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
             settings.community.default_locale,
         )
         dispatcher.register(linli.telegram)
-    linli.web = build_web_app(db, linli.telegram.routes() if linli.telegram else [])
+    linli.web = build_web_app(store.engine, linli.telegram.routes() if linli.telegram else [])
     return linli
 
 

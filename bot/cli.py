@@ -16,6 +16,7 @@ import uvloop
 from bot import database
 from bot.app import Linli, assemble, serve
 from bot.channels.console import ConsoleChannel
+from bot.channels.telegram import deep_link
 from bot.config import ConfigError, Settings, load_settings
 from models import Person, Role, RoleAssignment
 from services import audit, community, invites, people
@@ -169,7 +170,7 @@ async def _invite(linli: Linli, args: argparse.Namespace) -> int:
             uses=args.uses,
         )
         code = invite.code
-    link = invites.deep_link(await _bot_username(linli), code)
+    link = deep_link(await _bot_username(linli), code)
     print(f"code: {code}")
     print(f"link: {link}")
     if args.qr is not None:

@@ -6,15 +6,17 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession  # re-exported for typing
 
@@ -27,37 +29,39 @@ MIGRATIONS_DIR = Path(migrations.__file__).parent
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def _prepare_sqlite_file(url: str) -> None:
-    path = url.split("///", 1)[1] if "///" in url else ""
-    if path and path != ":memory:" and not path.startswith("file:"):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+def sqlite_file(url: URL) -> str | None:
+    """The file behind a SQLite URL; None for other databases and in-memory ones."""
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return None if database.startswith("file:") else database
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An engine tuned per DESIGN.md "Scale": SQLite gets WAL and BEGIN IMMEDIATE."""
-    if url.startswith("sqlite"):
-        _prepare_sqlite_file(url)
-        # Every transaction ends in an explicit COMMIT or ROLLBACK, so the pool's extra
-        # rollback on check-in would be one more thread hop per update for nothing.
-        engine = create_async_engine(
-            url,
-            echo=echo,
-            pool_reset_on_return=None,
-            module=InlineDBAPI(patience_ms=SQLITE_BUSY_TIMEOUT_MS),
-            json_serializer=_json_dumps,
-            json_deserializer=orjson.loads,
+    common: dict[str, Any] = {
+        "echo": echo,
+        "json_serializer": _json_dumps,
+        "json_deserializer": orjson.loads,
+    }
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(
+            parsed, pool_size=10, max_overflow=10, pool_pre_ping=True, **common
         )
-        _tune_sqlite(engine)
-        return engine
-    return create_async_engine(
-        url,
-        echo=echo,
-        pool_size=10,
-        max_overflow=10,
-        pool_pre_ping=True,
-        json_serializer=_json_dumps,
-        json_deserializer=orjson.loads,
+    path = sqlite_file(parsed)
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # Every transaction ends in an explicit COMMIT or ROLLBACK, so the pool's extra rollback
+    # on check-in would be one more statement per update for nothing.
+    engine = create_async_engine(
+        parsed,
+        pool_reset_on_return=None,
+        module=InlineDBAPI(patience_ms=SQLITE_BUSY_TIMEOUT_MS),
+        **common,
     )
+    _tune_sqlite(engine)
+    return engine
 
 
 def _json_dumps(value: object) -> str:
@@ -102,16 +106,9 @@ class Database:
         # letting them poll the file lock: SQLite's busy handler sleeps in growing steps.
         self._writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
-    @property
-    def sqlite_path(self) -> str | None:
-        if self.engine.dialect.name != "sqlite":
-            return None
-        database = self.engine.url.database
-        return None if not database or database == ":memory:" else database
-
     async def checkpoint(self, mode: str = "PASSIVE") -> None:
         """Copy the WAL into the database file, in a thread: it ends with an fsync."""
-        path = self.sqlite_path
+        path = sqlite_file(self.engine.url)
         if path is None:
             return
 
@@ -139,11 +136,7 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        if self._writer is None:
-            async with self.sessions() as session, session.begin():
-                yield session
-            return
-        async with self._writer, self.sessions() as session, session.begin():
+        async with self._writer or nullcontext(), self.sessions() as session, session.begin():
             yield session
 
 
@@ -156,9 +149,6 @@ def alembic_config(url: str) -> AlembicConfig:
 
 async def is_migrated(engine: AsyncEngine) -> bool:
     """True when the database is at the newest migration, so commands can trust the schema."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
     head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
 
     def current(connection: Connection) -> str | None:

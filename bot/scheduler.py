@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from bot.delivery import OutboxDispatcher
 from services import conversations, updates
-from services.sql import Transaction
+from services.sql import Transaction, is_postgres
 
 log = logging.getLogger("linli.scheduler")
 
@@ -47,13 +47,11 @@ class Ticker:
         now = self.clock()
         report = TickReport(leader=False)
         async with self.transaction() as session:
-            if session.bind.dialect.name == "postgresql":
-                locked = await session.scalar(
-                    text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": TICK_LOCK_KEY}
-                )
-            else:
-                locked = True
-            if locked:
+            # One process at a time does the housekeeping; SQLite has a single process anyway.
+            leads = not is_postgres(session) or await session.scalar(
+                text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": TICK_LOCK_KEY}
+            )
+            if leads:
                 report.leader = True
                 report.expired_conversations = await conversations.purge_expired(session, now)
                 report.pruned_update_keys = await updates.prune(session, now - KEEP_UPDATE_KEYS)

@@ -82,7 +82,7 @@ async def decide_registration(ctx: Context, applicant_id: int, decision: str) ->
     room = applicant.household.room
     t = ctx.translator_for(applicant)
     if decision == "approve":
-        await activate(ctx, applicant, building.id)
+        await activate(ctx, applicant)
         to_applicant = t.gettext(
             "Good news: your registration for {building}, room {room} was approved. "
             "Send /help to see what you can do."

@@ -108,6 +108,7 @@ class DialogueEngine:
 
     async def _handle(self, session: AsyncSession, incoming: Incoming) -> tuple[Reply, bool]:
         now = self.clock()
+        locale = match_locale(incoming.sender.language_code, self.rules.default_locale)
         arrival = await people.arrive(
             session,
             incoming.channel,
@@ -118,20 +119,18 @@ class DialogueEngine:
             display_name=incoming.sender.display_name,
             username=incoming.sender.username,
             private=incoming.chat.private,
-            locale=match_locale(incoming.sender.language_code, self.rules.default_locale),
+            locale=locale,
         )
         if arrival is None:
             return Reply(outcome="duplicate"), False
         person, stored = arrival.person, arrival.conversation
-        if person.locale is None:  # created by `linli admin grant` before they ever wrote
-            person.locale = match_locale(incoming.sender.language_code, self.rules.default_locale)
         state = stored.state if stored is not None else None
         timed_out = stored is not None and stored.expired(now)
         ctx = Context(
             session=session,
             incoming=incoming,
             person=person,
-            t=self.catalogs.get(person.locale),
+            t=self.catalogs.get(person.locale or locale),
             catalogs=self.catalogs,
             rules=self.rules,
             now=now,

@@ -201,7 +201,7 @@ class StartFlow(Flow):
         role = Role(str(data["role"]))
         # Role invites come from staff, so they vouch for the person themselves.
         if ctx.rules.approval == "auto" or role is not Role.RESIDENT:
-            await activate(ctx, person, building_id)
+            await activate(ctx, person)
             if role is not Role.RESIDENT:
                 target = await ctx.session.get(Building, building_id)
                 assert target is not None
@@ -260,7 +260,7 @@ def _scoped(role: Role, building: Building) -> Grant:
     return Grant(role)
 
 
-async def activate(ctx: Context, person: Someone, building_id: int) -> None:
+async def activate(ctx: Context, person: Someone) -> None:
     person.status = "active"
     await people.grant(ctx.session, person.id, Grant(Role.RESIDENT))
 

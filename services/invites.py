@@ -20,10 +20,6 @@ def new_code() -> str:
     return "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
 
 
-def deep_link(bot_username: str, code: str) -> str:
-    return f"https://t.me/{bot_username}?start={code}"
-
-
 @dataclass(frozen=True)
 class InviteProblem:
     reason: str  # unknown | expired | used_up

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -77,23 +77,12 @@ async def claim(session: AsyncSession, now: datetime, limit: int = 50) -> list[D
 async def settle(
     session: AsyncSession, message_id: int, status: str, now: datetime, error: str | None = None
 ) -> None:
-    """status: sent | unreachable | failed; a failure with attempts left goes back to pending."""
-    row = await session.get(OutboxMessage, message_id)
-    if row is None:
-        return
-    if status == "failed" and row.attempts < MAX_ATTEMPTS:
-        status = "pending"
+    """status: sent | unreachable | blocked | failed; a failure with attempts left is retried."""
+    final = status
+    if status == "failed":
+        final = case((OutboxMessage.attempts < MAX_ATTEMPTS, "pending"), else_="failed")
     await session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message_id)
-        .values(status=status, sent_at=now, last_error=(error or None) and error[:500])
-    )
-
-
-async def pending_count(session: AsyncSession) -> int:
-    return int(
-        await session.scalar(
-            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "pending")
-        )
-        or 0
+        .values(status=final, sent_at=now, last_error=error[:500] if error else None)
     )

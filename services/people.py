@@ -125,9 +125,10 @@ async def identify(
     def run(sync: Session) -> PersonRecord:
         connection = sync.connection()
         found = _find(connection, channel, external_id, None, profile)
-        if found is not None:
-            return found[0]
-        return _create(connection, channel, external_id, profile)
+        if found is None:
+            return _create(connection, channel, external_id, profile)
+        found[0].save(connection)  # what _find filled in from the profile
+        return found[0]
 
     return await session.run_sync(run)
 
@@ -223,6 +224,9 @@ def _find(
         connection.execute(update(Identity).where(Identity.id == identity_id).values(**changes))
     if profile.display_name and not person.display_name:
         person.display_name = profile.display_name[:200]
+    # Someone `linli admin grant` created before they ever wrote has no language yet.
+    if profile.locale and person.locale is None:
+        person.locale = profile.locale
     return person, conversations.from_columns(row[8:])
 
 

@@ -51,6 +51,11 @@ UNUSABLE_KINDS = (
 Handle = Callable[[Incoming], Awaitable[Reply]]
 
 
+def deep_link(bot_username: str, start: str) -> str:
+    """Opens the private chat with the bot and sends it `/start <start>`."""
+    return f"https://t.me/{bot_username}?start={start}"
+
+
 @dataclass(frozen=True)
 class MenuEntry:
     command: str
@@ -174,6 +179,7 @@ class TelegramChannel:
         self.default_locale = default_locale
         self.locks = KeyedLocks()
         self.http = AiohttpRequest(connection_pool_size=64)
+        self._send_url = f"{settings.api_base_url}{settings.token}/sendMessage"
         builder = (
             ApplicationBuilder()
             .token(settings.token)
@@ -282,7 +288,7 @@ class TelegramChannel:
         rows = [buttons[i : i + width] for i in range(0, len(buttons), width)]
         rows.extend([{"text": link.label, "url": link.url}] for link in message.links)
         if message.private_start is not None:
-            url = f"https://t.me/{self.username}?start={message.private_start}"
+            url = deep_link(self.username, message.private_start)
             rows.append([{"text": message.private_label or "→", "url": url}])
         return {"inline_keyboard": rows} if rows else None
 
@@ -290,7 +296,6 @@ class TelegramChannel:
         """Render one neutral message; long text is split on line breaks to fit Telegram."""
         keyboard = self._keyboard(message)
         chunks = _split(message.text, MessageLimit.MAX_TEXT_LENGTH)
-        url = f"{self.settings.api_base_url}{self.settings.token}/sendMessage"
         try:
             if message.image_path:
                 await self.app.bot.send_photo(chat_id, Path(message.image_path))
@@ -298,7 +303,7 @@ class TelegramChannel:
                 payload: dict[str, Any] = {"chat_id": chat_id, "text": chunk}
                 if keyboard is not None and index == len(chunks) - 1:
                     payload["reply_markup"] = keyboard
-                await self.http.call(url, payload)
+                await self.http.call(self._send_url, payload)
         except Forbidden as exc:
             raise RecipientBlocked(str(exc)) from exc
         except BadRequest as exc:
