@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from bot.app import Linli
+from bot.app import Linli, assemble
 from tests.conftest import FakeClock, fresh_linli, settings_for
 from tests.telegram_stub import BotApiStub
 
@@ -29,8 +29,6 @@ async def running_bot(
     if fresh:
         linli = await fresh_linli(settings, clock)
     else:
-        from bot.app import assemble
-
         linli = assemble(settings, clock=clock)
     assert linli.telegram is not None
     await linli.telegram.start()

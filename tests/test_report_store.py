@@ -38,6 +38,11 @@ async def building(linli: Linli, name: str = "Building 2") -> int:
         return found.id
 
 
+async def cast(linli: Linli, *names: str) -> tuple[list[int], int]:
+    """Residents by name, and Building 2 where their reports are."""
+    return [await resident(linli, name) for name in names], await building(linli)
+
+
 async def test_submit_numbers_due_time_and_timeline(linli: Linli, clock: FakeClock) -> None:
     reporter = await resident(linli, "amy")
     async with linli.transaction() as session:
@@ -65,9 +70,7 @@ async def test_submit_numbers_due_time_and_timeline(linli: Linli, clock: FakeClo
 
 
 async def test_moves_are_recorded_and_refusals_audited(linli: Linli, clock: FakeClock) -> None:
-    reporter = await resident(linli, "ben")
-    worker = await resident(linli, "wu")
-    b2 = await building(linli)
+    (reporter, worker), b2 = await cast(linli, "ben", "wu")
     async with linli.transaction() as session:
         report = await submit(session, NewReport(reporter, LIGHT, building_id=b2), clock())
         assert (
@@ -154,9 +157,7 @@ async def test_similar_open_reports_by_category_and_by_photo(
 
 
 async def test_follow_is_idempotent(linli: Linli, clock: FakeClock) -> None:
-    reporter = await resident(linli, "dai")
-    follower = await resident(linli, "eli")
-    b2 = await building(linli)
+    (reporter, follower), b2 = await cast(linli, "dai", "eli")
     async with linli.transaction() as session:
         report = await submit(session, NewReport(reporter, LIGHT, building_id=b2), clock())
         assert await follow(session, report.id, follower, clock())

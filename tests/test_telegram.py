@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import Linli
-from models import AuditEntry, Role
-from services import community, invites, people
+from models import AuditEntry, OutboxMessage, Role
+from services import community, invites, outbox, people
 from services.people import Grant
-from tests.conftest import FakeClock, settings_for
+from tests.conftest import FakeClock, fresh_linli, settings_for
 from tests.telegram_harness import TelegramUser, running_bot, telegram_env
 from tests.telegram_stub import AsgiServer, BotApiStub
 
@@ -186,13 +186,9 @@ async def test_group_start_links_to_private_chat(bot: Linli, stub: BotApiStub) -
 async def test_blocked_user_is_recorded_not_retried(bot: Linli, stub: BotApiStub) -> None:
     async with bot.sessions() as session, session.begin():
         person = await people.identify(session, "telegram", "9001", private_chat_id="9001")
-        from services import outbox
-
         outbox.enqueue(session, person.id, {"text": "hello"}, bot.dialogue.clock())
     stub.blocked_chats.add(9001)
     await bot.dispatcher.run_once()
-    from models import OutboxMessage
-
     async with bot.sessions() as session:
         row = await session.scalar(select(OutboxMessage))
     assert row is not None and row.status == "blocked"
@@ -213,8 +209,6 @@ async def test_webhook_mode_checks_secret(db_url: str, stub: BotApiStub, clock: 
             "LINLI_TELEGRAM__WEBHOOK_SECRET": "s3cret-token",
         }
         settings = settings_for(db_url, **telegram_env(stub, **env))
-        from tests.conftest import fresh_linli
-
         linli = await fresh_linli(settings, clock)
         holder["app"] = linli.web
         assert linli.telegram is not None

@@ -7,7 +7,6 @@ aiohttp's C parser and thinner stack leave that CPU to the residents' requests.
 
 from __future__ import annotations
 
-import asyncio
 from http import HTTPStatus
 from typing import Any
 
@@ -24,6 +23,8 @@ from telegram.error import (
     TimedOut,
 )
 from telegram.request import BaseRequest, RequestData
+
+_JSON = {"Content-Type": "application/json"}
 
 
 class AiohttpRequest(BaseRequest):
@@ -42,6 +43,9 @@ class AiohttpRequest(BaseRequest):
         self._connect_timeout = connect_timeout
         self._media_write_timeout = media_write_timeout
         self._session: aiohttp.ClientSession | None = None
+        self._json_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=connect_timeout, sock_read=read_timeout
+        )
 
     @property
     def read_timeout(self) -> float | None:
@@ -76,23 +80,13 @@ class AiohttpRequest(BaseRequest):
         object that nobody reads, which cost more than building the request (bench/updates.py).
         Errors map onto PTB's own exceptions, as PTB's request wrapper maps them.
         """
-        if self._session is None:
-            raise RuntimeError("AiohttpRequest is not initialized")
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=self._connect_timeout, sock_read=self._read_timeout
+        status, body = await self._exchange(
+            "POST",
+            url,
+            data=orjson.dumps(payload),
+            headers=_JSON,
+            limits=self._json_timeout,
         )
-        try:
-            async with self._session.post(
-                url,
-                data=orjson.dumps(payload),
-                headers={"Content-Type": "application/json"},
-                timeout=timeout,
-            ) as response:
-                status, body = response.status, await response.read()
-        except TimeoutError as err:
-            raise TimedOut from err
-        except aiohttp.ClientError as err:
-            raise NetworkError(f"aiohttp.{type(err).__name__}: {err}") from err
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as err:
@@ -121,8 +115,6 @@ class AiohttpRequest(BaseRequest):
         connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
         pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
-        if self._session is None:
-            raise RuntimeError("AiohttpRequest is not initialized")
         files = request_data.multipart_data if request_data else None
         fields = request_data.json_parameters if request_data else None
         read = self._read_timeout if isinstance(read_timeout, DefaultValue) else read_timeout
@@ -148,12 +140,26 @@ class AiohttpRequest(BaseRequest):
                 data = content if isinstance(content, bytes) else content.read()
                 form.add_field(name, data, filename=filename, content_type=mime_type)
             body = form
+        return await self._exchange(method, url, data=body, limits=timeout)
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: Any,
+        limits: aiohttp.ClientTimeout,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        """The one place that talks HTTP, and turns aiohttp's failures into PTB's."""
+        if self._session is None:
+            raise RuntimeError("AiohttpRequest is not initialized")
         try:
-            async with self._session.request(method, url, data=body, timeout=timeout) as response:
+            async with self._session.request(
+                method, url, data=data, headers=headers, timeout=limits
+            ) as response:
                 return response.status, await response.read()
         except TimeoutError as err:
-            raise TimedOut from err
-        except asyncio.TimeoutError as err:  # noqa: UP041 - older aiohttp raises this alias
             raise TimedOut from err
         except aiohttp.ClientError as err:
             raise NetworkError(f"aiohttp.{type(err).__name__}: {err}") from err
