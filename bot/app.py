@@ -27,8 +27,14 @@ from handlers.engine import DialogueEngine, FlowRegistry, system_clock
 from handlers.flow import CommunityRules
 from handlers.help import CANCEL_DESCRIPTION
 from handlers.i18n import Catalogs
+from handlers.reports.intake import Fetch, MediaIntake
+from handlers.reports.rules import CategoryRule, ReportRules
+from handlers.reports.schedule import ReportJobs
+from models import Role
 from services import community
 from services.community import CommunitySpec, GridSpec
+from services.media import LocalStorage
+from services.reports.store import Category
 from services.sql import Transaction
 
 log = logging.getLogger("linli")
@@ -49,14 +55,51 @@ def community_rules(settings: Settings) -> CommunityRules:
     return CommunityRules(
         name=settings.community.name,
         default_locale=settings.community.default_locale,
+        timezone=settings.community.timezone,
         approval=settings.community.approval,
         flow_timeout_minutes=settings.dialogue.flow_timeout_minutes,
         max_text_length=settings.dialogue.max_text_length,
     )
 
 
+def report_rules(settings: Settings) -> ReportRules:
+    r = settings.report
+    return ReportRules(
+        categories=tuple(
+            CategoryRule(
+                Category(
+                    c.code,
+                    c.owner,
+                    c.sla_hours,
+                    department=c.department,
+                    points=c.points,
+                    photo_required=c.photo_required,
+                ),
+                c.name_zh,
+                c.name_en,
+            )
+            for c in r.categories
+        ),
+        places=tuple(settings.community.places),
+        storage=LocalStorage(r.media_dir),
+        timezone=settings.community.timezone,
+        max_photos=r.max_photos,
+        max_voice_notes=r.max_voice_notes,
+        description_limit=r.description_limit,
+        duplicate_days=r.duplicate_days,
+        phash_distance=r.duplicate_phash_distance,
+        autoclose_days=r.autoclose_days,
+        reminder_fraction=r.reminder_fraction,
+    )
+
+
 def public_menu(registry: FlowRegistry) -> list[MenuEntry]:
-    entries = [MenuEntry(f.command, f.description) for f in registry.commands() if f.roles is None]
+    """What anyone may do, and what every resident may: /help shows the role-specific rest."""
+    entries = [
+        MenuEntry(f.command, f.description)
+        for f in registry.commands()
+        if f.roles is None or Role.RESIDENT in f.roles
+    ]
     return [*entries, MenuEntry("cancel", CANCEL_DESCRIPTION)]  # type: ignore[arg-type]
 
 
@@ -69,6 +112,8 @@ class Linli:
     dialogue: DialogueEngine
     dispatcher: OutboxDispatcher
     ticker: Ticker
+    # How each running channel hands over a file's bytes; channels add themselves as they start.
+    fetchers: dict[str, Fetch]
     telegram: TelegramChannel | None = None
     web: Starlette | None = field(default=None)
 
@@ -100,8 +145,10 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
         database.create_engine(settings.database.url, echo=settings.database.echo)
     )
     catalogs = Catalogs()
-    registry = build_registry()
+    reports = report_rules(settings)
+    registry = build_registry(reports)
     dispatcher = OutboxDispatcher(store.transaction, clock)
+    fetchers: dict[str, Fetch] = {}
     dialogue = DialogueEngine(
         store.transaction,
         registry,
@@ -109,7 +156,9 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
         community_rules(settings),
         clock=clock,
         after_commit=dispatcher.kick,
+        intake=MediaIntake(reports.storage, fetchers, reports.limits, reports.max_voice_bytes),
     )
+    jobs = ReportJobs(reports, catalogs, settings.community.default_locale)
     linli = Linli(
         settings=settings,
         database=store,
@@ -117,7 +166,8 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
         registry=registry,
         dialogue=dialogue,
         dispatcher=dispatcher,
-        ticker=Ticker(store.transaction, dispatcher, clock),
+        ticker=Ticker(store.transaction, dispatcher, clock, jobs=[jobs]),
+        fetchers=fetchers,
     )
     if settings.telegram.token:
         linli.telegram = TelegramChannel(
@@ -128,6 +178,7 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
             settings.community.default_locale,
         )
         dispatcher.register(linli.telegram)
+        fetchers[linli.telegram.name] = linli.telegram.fetch
     linli.web = build_web_app(store.engine, linli.telegram.routes() if linli.telegram else [])
     return linli
 
@@ -173,6 +224,7 @@ async def serve(linli: Linli, *, console_user: str | None = None) -> None:
         elif console_user is not None:
             console = ConsoleChannel(linli.dialogue.handle, console_user)
             linli.dispatcher.register(console)
+            linli.fetchers[console.name] = console.fetch
             console_task = asyncio.create_task(console.run())
             if console.stdin.isatty():
                 # Ctrl-D ends a person's session; a closed pipe (a service manager) does not.

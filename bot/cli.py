@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         scope = action.add_mutually_exclusive_group()
         scope.add_argument("--building")
         scope.add_argument("--grid")
+        scope.add_argument("--department", help="a department named in [[report.categories]]")
         who = action.add_mutually_exclusive_group(required=True)
         who.add_argument("--telegram-id")
         who.add_argument("--console", metavar="NAME", help="a `linli chat --as NAME` user")
@@ -153,6 +154,10 @@ async def _invite(linli: Linli, args: argparse.Namespace) -> int:
             raise UsageError(
                 f"no building named {args.building!r} (known: {names or 'none; run linli init'})"
             )
+        if Role(args.role) in (Role.DEPARTMENT, Role.DEPARTMENT_HEAD):
+            raise UsageError(
+                f"{args.role} is scoped by a department: use linli admin grant --department"
+            )
         invite = await invites.create(
             session,
             building.id,
@@ -204,6 +209,15 @@ async def _admin(linli: Linli, args: argparse.Namespace) -> int:
             if grid is None:
                 raise UsageError(f"no grid named {args.grid!r}")
             grant = Grant(role, grid_id=grid.id)
+        elif args.department:
+            known = sorted({c.department for c in linli.settings.report.categories} - {""})
+            if args.department not in known:
+                raise UsageError(
+                    f"no department named {args.department!r} (known: {', '.join(known) or 'none'})"
+                )
+            grant = Grant(role, department=args.department)
+        if role in (Role.DEPARTMENT, Role.DEPARTMENT_HEAD) and grant.department is None:
+            raise UsageError(f"{role.value} needs --department")
         if role is Role.BUILDING_HEAD and grant.building_id is None:
             raise UsageError("building_head needs --building")
         if role is Role.GRID_WORKER and grant.grid_id is None:
@@ -225,6 +239,7 @@ async def _admin(linli: Linli, args: argparse.Namespace) -> int:
             role=role.value,
             building=args.building,
             grid=args.grid,
+            department=args.department,
             changed=changed,
         )
     print(f"{args.action} {role.value}: person {person.id}" + ("" if changed else " (no change)"))
@@ -246,4 +261,6 @@ def _role_label(assignment: RoleAssignment) -> str:
         return f"{assignment.role.value}@{assignment.building.name}"
     if assignment.grid is not None:
         return f"{assignment.role.value}@{assignment.grid.name}"
+    if assignment.department is not None:
+        return f"{assignment.role.value}@{assignment.department}"
     return assignment.role.value

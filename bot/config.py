@@ -130,6 +130,9 @@ class CategorySettings(_Section):
 
 class ReportSettings(_Section):
     categories: list[CategorySettings] = Field(default_factory=list)
+    # Photos and voice notes, content-addressed (services/media/storage.py).
+    media_dir: str = "data/media"
+    max_voice_notes: int = Field(default=2, ge=0, le=10)
     max_photos: int = Field(default=4, ge=1, le=10)
     description_limit: int = Field(default=1000, ge=50)
     duplicate_days: int = Field(default=14, ge=0)

@@ -7,12 +7,13 @@ housekeeping; outbox delivery is safe everywhere because rows are claimed with S
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.delivery import OutboxDispatcher
 from services import conversations, updates
@@ -22,6 +23,8 @@ log = logging.getLogger("linli.scheduler")
 
 TICK_LOCK_KEY = 0x4C494E4C  # "LINL"
 KEEP_UPDATE_KEYS = timedelta(days=7)
+# A feature's due work: moves what is due in the tick's transaction, returns how much it did.
+Job = Callable[[AsyncSession, datetime], Awaitable[int]]
 
 
 @dataclass
@@ -29,6 +32,7 @@ class TickReport:
     leader: bool
     expired_conversations: int = 0
     pruned_update_keys: int = 0
+    jobs_done: int = 0
     sent: int = 0
 
 
@@ -38,10 +42,13 @@ class Ticker:
         transaction: Transaction,
         dispatcher: OutboxDispatcher,
         clock: Callable[[], datetime],
+        *,
+        jobs: Sequence[Job] = (),
     ) -> None:
         self.transaction = transaction
         self.dispatcher = dispatcher
         self.clock = clock
+        self.jobs = list(jobs)
 
     async def tick(self) -> TickReport:
         now = self.clock()
@@ -55,6 +62,8 @@ class Ticker:
                 report.leader = True
                 report.expired_conversations = await conversations.purge_expired(session, now)
                 report.pruned_update_keys = await updates.prune(session, now - KEEP_UPDATE_KEYS)
+                for job in self.jobs:
+                    report.jobs_done += await job(session, now)
         report.sent = await self.dispatcher.run_once()
         return report
 
@@ -64,7 +73,7 @@ class Ticker:
         except Exception:
             log.exception("tick failed")
             return
-        if report.expired_conversations or report.sent:
+        if report.expired_conversations or report.jobs_done or report.sent:
             log.info("tick %s", report)
 
 

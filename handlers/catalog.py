@@ -6,14 +6,31 @@ from handlers.approvals import PendingFlow, decide_registration
 from handlers.engine import FlowRegistry
 from handlers.help import HelpFlow
 from handlers.language import LanguageFlow
+from handlers.reports.cards import RATING_TICKET, REPORT_TICKET
+from handlers.reports.lists import MyReportsFlow, QueueFlow
+from handlers.reports.new_report import ReportFlow
+from handlers.reports.rating import RatingFlow
+from handlers.reports.rules import ReportRules
+from handlers.reports.work import WorkFlow
 from handlers.start import REGISTRATION_TICKET, StartFlow
 
 
-def build_registry() -> FlowRegistry:
+def build_registry(reports: ReportRules) -> FlowRegistry:
     registry = FlowRegistry()
     registry.add(StartFlow())
     registry.add(HelpFlow(registry.flows))
     registry.add(LanguageFlow())
     registry.add(PendingFlow())
     registry.on_ticket(REGISTRATION_TICKET, decide_registration)
+    report = ReportFlow(reports)
+    registry.add(report)
+    # A photo sent privately with no conversation open starts a report with it.
+    registry.photo_flow = report
+    registry.add(MyReportsFlow(reports))
+    registry.add(QueueFlow(reports))
+    work, rating = WorkFlow(reports), RatingFlow(reports)
+    registry.add(work)
+    registry.add(rating)
+    registry.on_ticket(REPORT_TICKET, work.on_card)
+    registry.on_ticket(RATING_TICKET, rating.on_rating)
     return registry

@@ -39,6 +39,8 @@ def system_clock() -> datetime:
 class FlowRegistry:
     flows: dict[str, Flow] = field(default_factory=dict)
     tickets: dict[str, TicketHandler] = field(default_factory=dict)
+    # Begun by a photo or voice note sent privately with no conversation open.
+    photo_flow: Flow | None = None
 
     def add(self, flow: Flow) -> None:
         self.flows[flow.name] = flow
@@ -63,6 +65,7 @@ class DialogueEngine:
         *,
         clock: Clock = system_clock,
         after_commit: Callable[[], Awaitable[None]] | None = None,
+        intake: Callable[[Incoming], Awaitable[Incoming]] | None = None,
     ) -> None:
         self.transaction = transaction
         self.registry = registry
@@ -70,12 +73,16 @@ class DialogueEngine:
         self.rules = rules
         self.clock = clock
         self.after_commit = after_commit
+        # Media is fetched and processed before the transaction (handlers/reports/intake.py).
+        self.intake = intake
 
     async def handle(self, incoming: Incoming) -> Reply:
         started = time.perf_counter()
         reply = Reply()
         notified = False
         try:
+            if self.intake is not None:
+                incoming = await self.intake(incoming)
             async with self.transaction() as session:
                 reply, notified = await self._handle(session, incoming)
         except Exception:
@@ -182,6 +189,18 @@ class DialogueEngine:
             if incoming.kind is Kind.TEXT and incoming.text.strip() in ctx.state.choices:
                 ctx.choice = ctx.state.choices[incoming.text.strip()]
             await self._flow(ctx.state.flow).resume(ctx)
+            return "ok"
+        photo_flow = self.registry.photo_flow
+        if incoming.kind in (Kind.PHOTO, Kind.VOICE) and photo_flow is not None:
+            if not photo_flow.allows(await ctx.roles()):
+                ctx.say(
+                    ctx._(
+                        "Thank you for the photo. Please join the community first "
+                        "(send /start), then you can report problems with photos."
+                    )
+                )
+                return "refused"
+            await photo_flow.begin(ctx, "")
             return "ok"
         if timed_out:
             ctx.say(

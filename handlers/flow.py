@@ -33,6 +33,7 @@ class CommunityRules:
 
     name: str
     default_locale: str
+    timezone: str
     approval: str
     flow_timeout_minutes: int
     max_text_length: int
@@ -48,6 +49,44 @@ class Someone(Protocol):
 
 
 @dataclass
+class Notifier:
+    """Messages and durable buttons for people other than the sender.
+
+    Flows reach it through their `Context`; the scheduler, which has no sender, uses it alone.
+    Everything is written in the caller's transaction, so it leaves only if that commits.
+    """
+
+    session: AsyncSession
+    catalogs: Catalogs
+    default_locale: str
+    now: datetime
+    notified: bool = False
+
+    def translator_for(self, person: Someone) -> Translator:
+        return self.catalogs.get(person.locale or self.default_locale)
+
+    async def ticket_options(
+        self, person: Someone, kind: str, subject_id: int, choices: Sequence[tuple[str, str]]
+    ) -> tuple[Option, ...]:
+        ticket = await tickets.issue(
+            self.session,
+            person_id=person.id,
+            kind=kind,
+            subject_id=subject_id,
+            choices=[value for _, value in choices],
+            now=self.now,
+        )
+        return tuple(
+            Option(label, f"{TICKET_PREFIX}{ticket.token}.{i}")
+            for i, (label, _) in enumerate(choices)
+        )
+
+    def notify(self, person: Someone, message: Outgoing) -> None:
+        outbox.enqueue(self.session, person.id, message.to_dict(), self.now)
+        self.notified = True
+
+
+@dataclass
 class Context:
     session: AsyncSession
     incoming: Incoming
@@ -59,8 +98,8 @@ class Context:
     state: FlowState | None
     choice: str | None = None
     replies: list[Outgoing] = field(default_factory=list)
-    notified: bool = False
     _roles: RoleSet | None = None
+    _notifier: Notifier | None = None
 
     async def roles(self) -> RoleSet:
         """Loaded on first use: most updates are flow steps that never ask."""
@@ -68,11 +107,23 @@ class Context:
             self._roles = await people.roles_of(self.session, self.person.id)
         return self._roles
 
+    @property
+    def notifier(self) -> Notifier:
+        if self._notifier is None:
+            self._notifier = Notifier(
+                self.session, self.catalogs, self.rules.default_locale, self.now
+            )
+        return self._notifier
+
+    @property
+    def notified(self) -> bool:
+        return self._notifier is not None and self._notifier.notified
+
     def _(self, message: str) -> str:
         return self.t.gettext(message)
 
     def translator_for(self, person: Someone) -> Translator:
-        return self.catalogs.get(person.locale or self.rules.default_locale)
+        return self.notifier.translator_for(person)
 
     def say(
         self,
@@ -82,6 +133,7 @@ class Context:
         options: Sequence[Option] = (),
         private_start: str | None = None,
         private_label: str = "",
+        image_path: str | None = None,
     ) -> None:
         self.replies.append(
             Outgoing(
@@ -90,6 +142,7 @@ class Context:
                 links=tuple(links),
                 private_start=private_start,
                 private_label=private_label,
+                image_path=image_path,
             )
         )
 
@@ -127,23 +180,11 @@ class Context:
     async def ticket_options(
         self, person: Someone, kind: str, subject_id: int, choices: Sequence[tuple[str, str]]
     ) -> tuple[Option, ...]:
-        ticket = await tickets.issue(
-            self.session,
-            person_id=person.id,
-            kind=kind,
-            subject_id=subject_id,
-            choices=[value for _, value in choices],
-            now=self.now,
-        )
-        return tuple(
-            Option(label, f"{TICKET_PREFIX}{ticket.token}.{i}")
-            for i, (label, _) in enumerate(choices)
-        )
+        return await self.notifier.ticket_options(person, kind, subject_id, choices)
 
     def notify(self, person: Someone, message: Outgoing) -> None:
         """Queue a message to someone else; it leaves only if this update's transaction commits."""
-        outbox.enqueue(self.session, person.id, message.to_dict(), self.now)
-        self.notified = True
+        self.notifier.notify(person, message)
 
 
 class Flow:

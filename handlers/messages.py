@@ -15,10 +15,11 @@ class Kind(enum.StrEnum):
     TEXT = "text"
     COMMAND = "command"
     PHOTO = "photo"
+    VOICE = "voice"  # kept with a report, for residents who would rather speak than type
     LOCATION = "location"
     CHOICE = "choice"
     POLL_ANSWER = "poll_answer"
-    # Something we cannot use (video, sticker, voice, contact…); flows answer it politely.
+    # Something we cannot use (video, sticker, contact…); flows answer it politely.
     OTHER = "other"
 
 
@@ -38,13 +39,25 @@ class Sender:
 
 
 @dataclass(frozen=True)
-class Photo:
+class FileRef:
     """A reference the channel can later fetch bytes for; big media is not read up front."""
 
     file_ref: str
     from_document: bool = False
     size: int | None = None
     mime_type: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredMedia:
+    """A photo or voice note after intake: checked, cleaned and stored under its hash."""
+
+    kind: str  # photo | voice
+    key: str
+    thumb_key: str | None = None
+    phash: str | None = None
+    # Where an original photo was taken (EXIF GPS, read before stripping), to suggest a place.
+    gps: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -58,7 +71,12 @@ class Incoming:
     command: str | None = None
     args: str = ""
     payload: str | None = None
-    photo: Photo | None = None
+    photo: FileRef | None = None
+    voice: FileRef | None = None
+    # Filled in by media intake before the update's transaction (handlers/reports/intake.py):
+    # the stored file, or why it was refused (too_big, not_an_image, broken, unreadable, …).
+    media: StoredMedia | None = None
+    media_problem: str | None = None
     location: tuple[float, float] | None = None
     other_kind: str | None = None
 

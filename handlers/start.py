@@ -247,6 +247,10 @@ ROLE_NAMES = {
     Role.RESIDENT: N_("resident"),
     Role.BUILDING_HEAD: N_("building head"),
     Role.GRID_WORKER: N_("grid worker"),
+    Role.PROPERTY: N_("property management"),
+    Role.PROPERTY_HEAD: N_("head of property management"),
+    Role.DEPARTMENT: N_("department liaison"),
+    Role.DEPARTMENT_HEAD: N_("department head"),
     Role.STAFF: N_("staff"),
     Role.ADMIN: N_("administrator"),
 }

@@ -16,6 +16,11 @@ class Role(enum.StrEnum):
     RESIDENT = "resident"
     BUILDING_HEAD = "building_head"
     GRID_WORKER = "grid_worker"
+    # Who fixes what residents report (bot.toml [[report.categories]] owner), and one level up.
+    PROPERTY = "property"
+    PROPERTY_HEAD = "property_head"
+    DEPARTMENT = "department"  # scoped by `department`, the name in bot.toml
+    DEPARTMENT_HEAD = "department_head"
     STAFF = "staff"
     ADMIN = "admin"
 
@@ -64,6 +69,7 @@ class RoleAssignment(Base):
     )
     building_id: Mapped[int | None] = mapped_column(ForeignKey("building.id"), default=None)
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("grid.id"), default=None)
+    department: Mapped[str | None] = mapped_column(String(100), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     person: Mapped[Person] = relationship(back_populates="roles")

@@ -23,6 +23,8 @@ class Report(Base):
     reporter_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
     category: Mapped[str] = mapped_column(String(32))
     building_id: Mapped[int | None] = mapped_column(ForeignKey("building.id"), default=None)
+    # The grid whose worker answers for it: the building's, or the reporter's for a shared place.
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grid.id"), default=None)
     place: Mapped[str | None] = mapped_column(String(100), default=None)  # a shared place
     place_detail: Mapped[str] = mapped_column(String(200), default="")
     latitude: Mapped[float | None] = mapped_column(default=None)
@@ -35,7 +37,11 @@ class Report(Base):
         ForeignKey("person.id"), index=True, default=None
     )
     due_at: Mapped[datetime | None] = mapped_column(index=True, default=None)
+    # When the assignee is reminded (reminder_fraction of the SLA); cleared once reminded.
+    remind_at: Mapped[datetime | None] = mapped_column(index=True, default=None)
     reminded_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When it climbs the next rung if still open (services/reports/routing.py); None at the top.
+    escalate_at: Mapped[datetime | None] = mapped_column(index=True, default=None)
     escalation_level: Mapped[int] = mapped_column(default=0)
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("report.id"), default=None)
     reject_reason: Mapped[str | None] = mapped_column(String(500), default=None)

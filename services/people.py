@@ -21,6 +21,7 @@ class Grant:
     role: Role
     building_id: int | None = None
     grid_id: int | None = None
+    department: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,14 @@ class RoleSet:
     def heads_building(self, building_id: int) -> bool:
         return any(
             g.role is Role.BUILDING_HEAD and g.building_id == building_id for g in self.grants
+        )
+
+    def grids(self, role: Role) -> frozenset[int]:
+        return frozenset(g.grid_id for g in self.grants if g.role is role and g.grid_id is not None)
+
+    def departments(self, *roles: Role) -> frozenset[str]:
+        return frozenset(
+            g.department for g in self.grants if g.role in roles and g.department is not None
         )
 
     def headed_buildings(self) -> frozenset[int]:
@@ -263,14 +272,17 @@ def _create(
     return person
 
 
-_ROLES = select(RoleAssignment.role, RoleAssignment.building_id, RoleAssignment.grid_id).where(
-    RoleAssignment.person_id == bindparam("person_id")
-)
+_ROLES = select(
+    RoleAssignment.role,
+    RoleAssignment.building_id,
+    RoleAssignment.grid_id,
+    RoleAssignment.department,
+).where(RoleAssignment.person_id == bindparam("person_id"))
 
 
 async def roles_of(session: AsyncSession, person_id: int) -> RoleSet:
     rows = (await session.execute(_ROLES, {"person_id": person_id})).all()
-    return RoleSet(tuple(Grant(Role(r.role), r.building_id, r.grid_id) for r in rows))
+    return RoleSet(tuple(Grant(Role(r.role), r.building_id, r.grid_id, r.department) for r in rows))
 
 
 async def grant(session: AsyncSession, person_id: int, grant: Grant) -> bool:
@@ -283,6 +295,7 @@ async def grant(session: AsyncSession, person_id: int, grant: Grant) -> bool:
             "role": grant.role.value,
             "building_id": grant.building_id,
             "grid_id": grant.grid_id,
+            "department": grant.department,
         },
     )
 
@@ -293,6 +306,8 @@ async def revoke(session: AsyncSession, person_id: int, grant: Grant) -> bool:
         conditions.append(RoleAssignment.building_id == grant.building_id)
     if grant.grid_id is not None:
         conditions.append(RoleAssignment.grid_id == grant.grid_id)
+    if grant.department is not None:
+        conditions.append(RoleAssignment.department == grant.department)
     result = await session.execute(delete(RoleAssignment).where(and_(*conditions)))
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -315,6 +330,22 @@ async def building_heads(session: AsyncSession, building_id: int) -> list[Person
 
 async def staff_members(session: AsyncSession) -> list[Person]:
     return await _holding(session, RoleAssignment.role.in_(STAFF_ROLES))
+
+
+async def holding(
+    session: AsyncSession,
+    role: Role,
+    *,
+    grid_id: int | None = None,
+    department: str | None = None,
+) -> list[Person]:
+    """Everyone with `role`, within a grid or a department when the role is scoped by one."""
+    conditions = [RoleAssignment.role == role]
+    if grid_id is not None:
+        conditions.append(RoleAssignment.grid_id == grid_id)
+    if department is not None:
+        conditions.append(RoleAssignment.department == department)
+    return await _holding(session, *conditions)
 
 
 async def _holding(session: AsyncSession, *conditions: ColumnElement[bool]) -> list[Person]:

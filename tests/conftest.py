@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +41,9 @@ class FakeClock:
 
 def settings_for(db_url: str, **overrides: str) -> Settings:
     """Build settings the way production does: bot.toml overlaid by LINLI_… variables."""
-    environ = {"LINLI_DATABASE__URL": db_url, **overrides}
+    # Each app stores its photos in a directory of its own, never in the checkout's data/.
+    media = tempfile.mkdtemp(prefix="linli-media-")
+    environ = {"LINLI_DATABASE__URL": db_url, "LINLI_REPORT__MEDIA_DIR": media, **overrides}
     return load_settings(ROOT / "bot.toml", environ=environ)
 
 

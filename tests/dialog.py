@@ -12,6 +12,7 @@ class Dialog:
         self.linli = linli
         self.channel = CollectingChannel(linli.dialogue.handle, channel)
         linli.dispatcher.register(self.channel)
+        linli.fetchers[channel] = self.channel.fetch
         self.last: dict[str, Reply] = {}
 
     async def say(self, who: str, text: str, **kw: object) -> Reply:

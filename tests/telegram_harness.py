@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from bot.app import Linli, assemble
+from services import community, invites
 from tests.conftest import FakeClock, fresh_linli, settings_for
 from tests.telegram_stub import BotApiStub
 
@@ -37,6 +38,19 @@ async def running_bot(
     finally:
         await linli.telegram.stop()
         await linli.close()
+
+
+async def invite_code(linli: Linli, building: str = "Building 2", uses: int = 5) -> str:
+    async with linli.sessions() as session, session.begin():
+        found = await community.building_by_name(session, building)
+        assert found is not None
+        return (await invites.create(session, found.id, uses=uses, now=linli.dialogue.clock())).code
+
+
+async def register(user: TelegramUser, code: str, room: str) -> dict[str, Any]:
+    await user.send(f"/start {code}", expect="Which room")
+    await user.send(room, expect="What is your name")
+    return await user.press("Use", expect="registered")
 
 
 class TelegramUser:
@@ -70,7 +84,7 @@ class TelegramUser:
 
     def last_with_buttons(self) -> dict[str, Any]:
         for entry in reversed(self.stub.messages_to(self.id)):
-            if entry.get("method") == "sendMessage" and self.stub.buttons(entry):
+            if entry.get("method") in ("sendMessage", "sendPhoto") and self.stub.buttons(entry):
                 return entry
         raise AssertionError(f"no message with buttons to {self.id}")
 

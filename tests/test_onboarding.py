@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from bot.app import Linli
 from handlers.flow import Context, Flow
-from handlers.messages import Kind, Photo
+from handlers.messages import FileRef, Kind
 from models import AuditEntry, Conversation, Invite, OutboxMessage, Person, Role
 from services import community, invites, people
 from services.people import Grant
@@ -260,7 +260,7 @@ async def test_bad_input_gets_polite_answers(linli: Linli) -> None:
     dialog = Dialog(linli)
     code = await make_invite(linli)
     await dialog.say("max", f"/start {code}")
-    reply = await dialog.say("max", "", kind=Kind.PHOTO, photo=Photo("file-1"))
+    reply = await dialog.say("max", "", kind=Kind.PHOTO, photo=FileRef("file-1"))
     assert "Please type your room number" in texts(reply)
     reply = await dialog.say("max", "", kind=Kind.OTHER, other_kind="sticker")
     assert "Please type your room number" in texts(reply)

@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from bot.app import Linli
 from models import AuditEntry, OutboxMessage, Role
-from services import community, invites, outbox, people
+from services import community, outbox, people
 from services.people import Grant
 from tests.conftest import FakeClock, fresh_linli, settings_for
-from tests.telegram_harness import TelegramUser, running_bot, telegram_env
+from tests.telegram_harness import TelegramUser, invite_code, running_bot, telegram_env
 from tests.telegram_stub import AsgiServer, BotApiStub
 
 
@@ -31,19 +31,6 @@ async def bot(
 ) -> AsyncIterator[Linli]:
     async with running_bot(db_url, stub, clock, LINLI_COMMUNITY__APPROVAL=approval) as linli:
         yield linli
-
-
-async def invite_code(linli: Linli, building: str = "Building 2", uses: int = 5) -> str:
-    async with linli.sessions() as session, session.begin():
-        found = await community.building_by_name(session, building)
-        assert found is not None
-        return (await invites.create(session, found.id, uses=uses, now=linli.dialogue.clock())).code
-
-
-async def register(user: TelegramUser, code: str, room: str) -> dict[str, Any]:
-    await user.send(f"/start {code}", expect="Which room")
-    await user.send(room, expect="What is your name")
-    return await user.press("Use", expect="registered")
 
 
 async def test_registration_by_invite_auto(bot: Linli, stub: BotApiStub) -> None:
@@ -69,7 +56,8 @@ async def test_commands_menu_in_both_languages(bot: Linli, stub: BotApiStub) -> 
     assert set(menus) == {"zh", "en", None}
     english = {c["command"]: c["description"] for c in menus["en"]}
     chinese = {c["command"]: c["description"] for c in menus["zh"]}
-    assert set(english) == {"start", "help", "language", "cancel"} == set(chinese)
+    assert set(english) == {"start", "help", "language", "report", "myreports", "cancel"}
+    assert set(chinese) == set(english)
     assert english["help"] == "Show what you can do" and chinese["help"] == "查看可以使用的功能"
     assert menus[None] == menus["zh"]  # the community's default language
 

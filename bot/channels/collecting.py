@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
-from handlers.messages import ChatRef, Incoming, Kind, Outgoing, Reply, Sender
+from handlers.messages import ChatRef, FileRef, Incoming, Kind, Outgoing, Reply, Sender
+from handlers.reports.intake import FileTooBig
 
 Handle = Callable[[Incoming], Awaitable[Reply]]
 
@@ -15,7 +16,15 @@ class CollectingChannel:
         self.name = name
         self.handle = handle
         self.outbox: defaultdict[str, list[Outgoing]] = defaultdict(list)
+        # What `fetch` serves, by file reference: the photos a test "uploads".
+        self.files: dict[str, bytes] = {}
         self._counter = 0
+
+    async def fetch(self, ref: FileRef, limit: int) -> bytes:
+        data = self.files[ref.file_ref]
+        if len(data) > limit:
+            raise FileTooBig(len(data))
+        return data
 
     async def send(self, chat_id: str, message: Outgoing) -> None:
         self.outbox[chat_id].append(message)

@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
-from handlers.messages import ChatRef, Incoming, Kind, Option, Outgoing, Photo, Reply, Sender
+from handlers.messages import ChatRef, FileRef, Incoming, Kind, Option, Outgoing, Reply, Sender
+from handlers.reports.intake import FileTooBig
 
 CHANNEL = "console"
 Handle = Callable[[Incoming], Awaitable[Reply]]
@@ -34,6 +35,18 @@ class ConsoleChannel:
         # What the last numbered list meant; the payloads are still checked by the engine.
         self._shown: list[Option] = []
 
+    async def fetch(self, ref: FileRef, limit: int) -> bytes:
+        """`/photo PATH` names a file on this machine; read no more than the limit allows."""
+        return await asyncio.to_thread(self._read, Path(ref.file_ref), limit)
+
+    @staticmethod
+    def _read(path: Path, limit: int) -> bytes:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+        if len(data) > limit:
+            raise FileTooBig(len(data))
+        return data
+
     def to_incoming(self, line: str) -> Incoming:
         text = line.strip()
         base = {
@@ -42,7 +55,7 @@ class ConsoleChannel:
         }
         if text.startswith("/photo"):
             path = text.removeprefix("/photo").strip()
-            return Incoming(kind=Kind.PHOTO, photo=Photo(str(Path(path).expanduser())), **base)
+            return Incoming(kind=Kind.PHOTO, photo=FileRef(str(Path(path).expanduser())), **base)
         if text.startswith("/") and len(text) > 1:
             command, _, args = text[1:].partition(" ")
             return Incoming(

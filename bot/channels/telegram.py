@@ -19,7 +19,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from telegram import BotCommand, MessageEntity, Update, User
+from telegram import BotCommand, InlineKeyboardMarkup, MessageEntity, Update, User
 from telegram.constants import MessageLimit
 from telegram.error import BadRequest, Forbidden, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
@@ -28,7 +28,8 @@ from bot.channels.telegram_http import AiohttpRequest
 from bot.config import TelegramSettings
 from bot.delivery import RecipientBlocked
 from handlers.i18n import Catalogs
-from handlers.messages import ChatRef, Incoming, Kind, Outgoing, Photo, Reply, Sender
+from handlers.messages import ChatRef, FileRef, Incoming, Kind, Outgoing, Reply, Sender
+from handlers.reports.intake import FileTooBig
 
 log = logging.getLogger("linli.telegram")
 
@@ -40,7 +41,6 @@ MENU_LANGUAGES = {"zh_CN": "zh", "en": "en"}
 UNUSABLE_KINDS = (
     "video",
     "video_note",
-    "voice",
     "audio",
     "sticker",
     "animation",
@@ -133,7 +133,7 @@ def to_incoming(update: Update, bot_username: str) -> Incoming | None:
         return Incoming(
             kind=Kind.PHOTO,
             text=message.caption or "",
-            photo=Photo(largest.file_id, size=largest.file_size, mime_type="image/jpeg"),
+            photo=FileRef(largest.file_id, size=largest.file_size, mime_type="image/jpeg"),
             **base,
         )
     document = message.document
@@ -141,11 +141,21 @@ def to_incoming(update: Update, bot_username: str) -> Incoming | None:
         return Incoming(
             kind=Kind.PHOTO,
             text=message.caption or "",
-            photo=Photo(
+            photo=FileRef(
                 document.file_id,
                 from_document=True,
                 size=document.file_size,
                 mime_type=document.mime_type,
+            ),
+            **base,
+        )
+    if message.voice is not None:
+        return Incoming(
+            kind=Kind.VOICE,
+            voice=FileRef(
+                message.voice.file_id,
+                size=message.voice.file_size,
+                mime_type=message.voice.mime_type or "audio/ogg",
             ),
             **base,
         )
@@ -233,6 +243,18 @@ class TelegramChannel:
             commands = [BotCommand(e.command, t.gettext(e.description)) for e in self.menu]
             await self.app.bot.set_my_commands(commands, language_code=language)
 
+    async def fetch(self, ref: FileRef, limit: int) -> bytes:
+        """The bytes behind a file id (getFile, then the file URL); at most `limit` of them."""
+        if ref.size is not None and ref.size > limit:
+            raise FileTooBig(ref.size)
+        file = await self.app.bot.get_file(ref.file_ref)
+        if file.file_size is not None and file.file_size > limit:
+            raise FileTooBig(file.file_size)
+        data = bytes(await file.download_as_bytearray())
+        if len(data) > limit:
+            raise FileTooBig(len(data))
+        return data
+
     def routes(self) -> list[Route]:
         return [Route(WEBHOOK_PATH, self._webhook, methods=["POST"])]
 
@@ -293,12 +315,27 @@ class TelegramChannel:
         return {"inline_keyboard": rows} if rows else None
 
     async def send(self, chat_id: str, message: Outgoing) -> None:
-        """Render one neutral message; long text is split on line breaks to fit Telegram."""
+        """Render one neutral message; long text is split on line breaks to fit Telegram.
+
+        A picture carries the text as its caption (and the buttons) when it fits, so a
+        dispatch card arrives as one message.
+        """
         keyboard = self._keyboard(message)
-        chunks = _split(message.text, MessageLimit.MAX_TEXT_LENGTH)
         try:
             if message.image_path:
-                await self.app.bot.send_photo(chat_id, Path(message.image_path))
+                photo = Path(message.image_path)
+                if len(message.text) <= MessageLimit.CAPTION_LENGTH:
+                    await self.app.bot.send_photo(
+                        chat_id,
+                        photo,
+                        caption=message.text or None,
+                        reply_markup=InlineKeyboardMarkup.de_json(keyboard, self.app.bot)
+                        if keyboard
+                        else None,
+                    )
+                    return
+                await self.app.bot.send_photo(chat_id, photo)
+            chunks = _split(message.text, MessageLimit.MAX_TEXT_LENGTH)
             for index, chunk in enumerate(chunks):
                 payload: dict[str, Any] = {"chat_id": chat_id, "text": chunk}
                 if keyboard is not None and index == len(chunks) - 1:

@@ -29,6 +29,7 @@ class Action(enum.StrEnum):
     REJECT = "reject"  # not ours / not a problem; needs a reason
     MARK_DUPLICATE = "mark_duplicate"  # needs the original report
     START = "start"  # in progress
+    NOTE = "note"  # a progress update from whoever handles it; the state does not change
     RESOLVE = "resolve"  # needs an "after" photo and a note
     CONFIRM = "confirm"  # the reporter rates 3–5: closed
     REOPEN = "reopen"  # the reporter rates 1–2 or says "not fixed"
@@ -62,6 +63,7 @@ TRANSITIONS: dict[tuple[State, Action], State] = {
     (State.ASSIGNED, Action.MARK_DUPLICATE): State.DUPLICATE,
     (State.ASSIGNED, Action.ESCALATE): State.ASSIGNED,
     (State.IN_PROGRESS, Action.RESOLVE): State.RESOLVED,
+    (State.IN_PROGRESS, Action.NOTE): State.IN_PROGRESS,
     (State.IN_PROGRESS, Action.REASSIGN): State.ASSIGNED,
     (State.IN_PROGRESS, Action.ESCALATE): State.IN_PROGRESS,
     (State.RESOLVED, Action.CONFIRM): State.CLOSED,
@@ -81,6 +83,7 @@ WHO_MAY: dict[Action, frozenset[Capacity]] = {
     Action.REJECT: frozenset({Capacity.ASSIGNEE, Capacity.STAFF}),
     Action.MARK_DUPLICATE: frozenset({Capacity.ASSIGNEE, Capacity.STAFF}),
     Action.START: frozenset({Capacity.ASSIGNEE, Capacity.STAFF}),
+    Action.NOTE: frozenset({Capacity.ASSIGNEE, Capacity.STAFF}),
     Action.RESOLVE: frozenset({Capacity.ASSIGNEE, Capacity.STAFF}),
     Action.CONFIRM: frozenset({Capacity.REPORTER}),
     Action.REOPEN: frozenset({Capacity.REPORTER, Capacity.STAFF}),
@@ -89,7 +92,7 @@ WHO_MAY: dict[Action, frozenset[Capacity]] = {
 }
 
 # Moves that must carry something, or the timeline would not explain them.
-NEEDS_NOTE = frozenset({Action.REJECT, Action.RESOLVE, Action.REASSIGN})
+NEEDS_NOTE = frozenset({Action.REJECT, Action.RESOLVE, Action.REASSIGN, Action.NOTE})
 
 
 @dataclass(frozen=True)

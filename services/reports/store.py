@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import imagehash
-from sqlalchemy import and_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Report, ReportEvent, ReportFollower, ReportMedia
+from models import Person, Report, ReportEvent, ReportFollower, ReportMedia
 from services import audit
 from services.reports.lifecycle import (
     OPEN_STATES,
@@ -31,6 +31,12 @@ class Category:
     owner: str  # grid_worker | property | department
     sla_hours: float
     department: str = ""
+    points: int = 0  # credited to the reporter once the report is accepted
+    photo_required: bool = True
+
+    @property
+    def sla(self) -> timedelta:
+        return timedelta(hours=self.sla_hours)
 
     @property
     def owner_label(self) -> str:
@@ -50,6 +56,7 @@ class NewReport:
     category: Category
     description: str = ""
     building_id: int | None = None
+    grid_id: int | None = None
     place: str | None = None
     place_detail: str = ""
     location: tuple[float, float] | None = None
@@ -66,6 +73,7 @@ async def submit(session: AsyncSession, new: NewReport, now: datetime) -> Report
         reporter_id=new.reporter_id,
         category=new.category.code,
         building_id=new.building_id,
+        grid_id=new.grid_id,
         place=new.place,
         place_detail=new.place_detail,
         latitude=new.location[0] if new.location else None,
@@ -73,7 +81,8 @@ async def submit(session: AsyncSession, new: NewReport, now: datetime) -> Report
         description=new.description,
         state=State.SUBMITTED.value,
         owner=new.category.owner_label,
-        due_at=now + timedelta(hours=new.category.sla_hours),
+        due_at=now + new.category.sla,
+        escalate_at=now + new.category.sla,
         created_at=now,
         updated_at=now,
     )
@@ -117,6 +126,32 @@ async def submit(session: AsyncSession, new: NewReport, now: datetime) -> Report
     return report
 
 
+def refusal(report: Report, action: Action, capacity: Capacity) -> Refusal | None:
+    """Would the move be refused whatever the note? Asked before asking someone for a note."""
+    result = next_state(State(report.state), action, capacity, note="-")
+    return result if isinstance(result, Refusal) else None
+
+
+async def record_refusal(
+    session: AsyncSession,
+    report: Report,
+    refused: Refusal,
+    capacity: Capacity | None,
+    actor_id: int | None,
+) -> None:
+    await audit.record(
+        session,
+        "report.refused",
+        actor_id=actor_id,
+        outcome="refused",
+        report=report.number,
+        move=refused.action.value,
+        state=refused.state.value,
+        capacity=capacity.value if capacity else None,
+        reason=refused.reason,
+    )
+
+
 async def apply(
     session: AsyncSession,
     report: Report,
@@ -132,17 +167,7 @@ async def apply(
     before = State(report.state)
     result = next_state(before, action, capacity, note=note)
     if isinstance(result, Refusal):
-        await audit.record(
-            session,
-            "report.refused",
-            actor_id=actor_id,
-            outcome="refused",
-            report=report.number,
-            move=action.value,
-            state=before.value,
-            capacity=capacity.value,
-            reason=result.reason,
-        )
+        await record_refusal(session, report, result, capacity, actor_id)
         return result
     report.state = result.value
     report.updated_at = now
@@ -164,6 +189,145 @@ async def apply(
         )
     )
     return result
+
+
+def set_assignee(
+    report: Report,
+    person_id: int,
+    level: int,
+    category: Category,
+    now: datetime,
+    *,
+    reminder_fraction: float,
+    top: bool,
+    new_period: bool,
+) -> None:
+    """Hand the report to someone; `new_period` starts their SLA clock (dispatch, escalation).
+
+    A reassignment within a rung keeps the clock: passing a report on must not buy time.
+    """
+    report.assignee_id, report.escalation_level, report.updated_at = person_id, level, now
+    if new_period:
+        report.remind_at = now + category.sla * reminder_fraction
+        report.reminded_at = None
+        report.escalate_at = None if top else now + category.sla
+
+
+async def get(session: AsyncSession, report_id: int) -> Report | None:
+    return await session.get(Report, report_id)
+
+
+async def by_number(session: AsyncSession, number: str) -> Report | None:
+    return await session.scalar(select(Report).where(Report.number == number.strip().upper()))
+
+
+async def media_of(session: AsyncSession, report_id: int, kind: str) -> list[ReportMedia]:
+    query = select(ReportMedia).where(ReportMedia.report_id == report_id, ReportMedia.kind == kind)
+    return list((await session.scalars(query.order_by(ReportMedia.id))).all())
+
+
+async def add_media(
+    session: AsyncSession, report_id: int, kind: str, photo: Photo, now: datetime
+) -> None:
+    session.add(
+        ReportMedia(
+            report_id=report_id,
+            kind=kind,
+            media_key=photo.media_key,
+            thumb_key=photo.thumb_key,
+            phash=photo.phash,
+            created_at=now,
+        )
+    )
+
+
+async def followers(session: AsyncSession, report_id: int) -> list[Person]:
+    query = (
+        select(Person)
+        .join(ReportFollower, ReportFollower.person_id == Person.id)
+        .where(ReportFollower.report_id == report_id)
+        .order_by(Person.id)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def of_person(session: AsyncSession, person_id: int, limit: int = 20) -> list[Report]:
+    """A resident's own reports and the ones they follow, newest first."""
+    followed = select(ReportFollower.report_id).where(ReportFollower.person_id == person_id)
+    query = (
+        select(Report)
+        .where(or_(Report.reporter_id == person_id, Report.id.in_(followed)))
+        .order_by(Report.id.desc())
+        .limit(limit)
+    )
+    return list((await session.scalars(query)).all())
+
+
+@dataclass(frozen=True)
+class QueueScope:
+    """Which reports someone who handles them may see; staff see everything."""
+
+    person_id: int
+    everything: bool = False
+    grid_ids: frozenset[int] = frozenset()
+    owners: frozenset[str] = frozenset()  # Report.owner labels: property, department:<name>
+
+
+HANDLED_STATES = [s.value for s in OPEN_STATES if s is not State.RESOLVED]
+
+
+async def queue(
+    session: AsyncSession, scope: QueueScope, which: str, now: datetime, limit: int = 10
+) -> list[Report]:
+    """which: open (being handled), overdue (past due), mine (assigned to this person)."""
+    query = select(Report).where(Report.state.in_(HANDLED_STATES))
+    if which == "mine":
+        query = query.where(Report.assignee_id == scope.person_id)
+    elif not scope.everything:
+        query = query.where(
+            or_(
+                Report.assignee_id == scope.person_id,
+                Report.grid_id.in_(scope.grid_ids) & (Report.owner == "grid_worker"),
+                Report.owner.in_(scope.owners),
+            )
+        )
+    if which == "overdue":
+        query = query.where(Report.due_at <= now)
+    return list(
+        (await session.scalars(query.order_by(Report.due_at, Report.id).limit(limit))).all()
+    )
+
+
+async def due_reminders(session: AsyncSession, now: datetime) -> list[Report]:
+    query = select(Report).where(
+        Report.remind_at <= now,
+        Report.reminded_at.is_(None),
+        Report.assignee_id.is_not(None),
+        Report.state.in_(HANDLED_STATES),
+    )
+    return list((await session.scalars(query.order_by(Report.id))).all())
+
+
+async def due_escalations(session: AsyncSession, now: datetime) -> list[Report]:
+    query = select(Report).where(
+        Report.escalate_at <= now,
+        Report.assignee_id.is_not(None),
+        Report.state.in_([State.ASSIGNED.value, State.IN_PROGRESS.value, State.REOPENED.value]),
+    )
+    return list((await session.scalars(query.order_by(Report.id))).all())
+
+
+async def undispatched(session: AsyncSession) -> list[Report]:
+    """Submitted when nobody could take them; dispatch tries again once someone can."""
+    query = select(Report).where(
+        Report.state == State.SUBMITTED.value, Report.assignee_id.is_(None)
+    )
+    return list((await session.scalars(query.order_by(Report.id))).all())
+
+
+async def unrated_since(session: AsyncSession, before: datetime) -> list[Report]:
+    query = select(Report).where(Report.state == State.RESOLVED.value, Report.resolved_at <= before)
+    return list((await session.scalars(query.order_by(Report.id))).all())
 
 
 async def timeline(session: AsyncSession, report_id: int) -> list[ReportEvent]:
@@ -190,6 +354,7 @@ async def similar_open(
     phashes: Sequence[str] = (),
     max_distance: int = 10,
     limit: int = 5,
+    exclude_id: int | None = None,
 ) -> list[Report]:
     """Open reports that are probably about the same problem (the FixMyStreet lesson).
 
@@ -205,6 +370,7 @@ async def similar_open(
                     where,
                     Report.state.in_([s.value for s in OPEN_STATES]),
                     Report.created_at >= since,
+                    Report.id != (exclude_id or 0),
                 )
                 .order_by(Report.created_at.desc())
                 .limit(50)
@@ -239,6 +405,7 @@ __all__ = [
     "Category",
     "NewReport",
     "Photo",
+    "QueueScope",
     "apply",
     "follow",
     "similar_open",

@@ -1,0 +1,175 @@
+"""`/myreports` for residents, `/queue` for whoever handles reports: where everything stands."""
+
+from __future__ import annotations
+
+from handlers.flow import Context, Flow
+from handlers.i18n import N_
+from handlers.reports import cards
+from handlers.reports.rules import ReportRules
+from models import Report, Role
+from services.people import RoleSet
+from services.reports import store
+from services.reports.lifecycle import State
+
+HANDLER_ROLES = frozenset(
+    {
+        Role.GRID_WORKER,
+        Role.PROPERTY,
+        Role.PROPERTY_HEAD,
+        Role.DEPARTMENT,
+        Role.DEPARTMENT_HEAD,
+        Role.STAFF,
+    }
+)
+EVENT_NAMES = {
+    "submit": N_("reported"),
+    "assign": N_("assigned"),
+    "accept": N_("accepted"),
+    "reassign": N_("passed on"),
+    "reject": N_("rejected"),
+    "mark_duplicate": N_("marked as a duplicate"),
+    "start": N_("work started"),
+    "note": N_("progress"),
+    "resolve": N_("resolved"),
+    "confirm": N_("rated and closed"),
+    "reopen": N_("reopened"),
+    "auto_close": N_("closed automatically"),
+    "escalate": N_("escalated"),
+}
+
+
+class MyReportsFlow(Flow):
+    name = "myreports"
+    command = "myreports"
+    description = N_("Your reports and where they stand")
+    roles = frozenset({Role.RESIDENT})
+    private_only = True
+
+    def __init__(self, rules: ReportRules) -> None:
+        self.rules = rules
+
+    async def begin(self, ctx: Context, args: str) -> None:
+        reports = await store.of_person(ctx.session, ctx.person.id)
+        if not reports:
+            ctx.say(ctx._("You have no reports yet. Send /report or just a photo to make one."))
+            return
+        lines = [ctx._("Your reports (and the ones you follow):")]
+        for report in reports:
+            place = cards.where(ctx.t, report, await cards.building_name(ctx.notifier, report))
+            lines.append("• " + cards.summary_line(ctx.t, self.rules, report, place))
+        ctx.ask(
+            self.name,
+            "details",
+            "\n".join(lines),
+            options=[(r.number or "", str(r.id)) for r in reports[:8]],
+        )
+
+    async def step_details(self, ctx: Context) -> None:
+        report = await store.get(ctx.session, int(ctx.choice)) if ctx.choice else None
+        if report is None:
+            ctx.finish()
+            ctx.say(ctx._("Press one of the report numbers above, or send /cancel."))
+            return
+        place = cards.where(ctx.t, report, await cards.building_name(ctx.notifier, report))
+        lines = cards.details(ctx.t, self.rules, report, place)
+        lines.append("")
+        for event in await store.timeline(ctx.session, report.id):
+            name = ctx._(EVENT_NAMES.get(event.action, event.action))
+            line = f"{self.rules.local(event.at)} · {name}"
+            # Handlers' notes are for the resident; who wrote them stays private.
+            if event.note:
+                line += f": {event.note}"
+            lines.append(line)
+        ctx.say("\n".join(lines))
+
+
+def queue_scope(roles: RoleSet, person_id: int) -> store.QueueScope:
+    if roles.is_staff:
+        return store.QueueScope(person_id, everything=True)
+    owners: set[str] = set()
+    if roles.any_of(frozenset({Role.PROPERTY, Role.PROPERTY_HEAD})):
+        owners.add("property")
+    owners |= {f"department:{d}" for d in roles.departments(Role.DEPARTMENT, Role.DEPARTMENT_HEAD)}
+    return store.QueueScope(
+        person_id, grid_ids=roles.grids(Role.GRID_WORKER), owners=frozenset(owners)
+    )
+
+
+class QueueFlow(Flow):
+    name = "queue"
+    command = "queue"
+    description = N_("Reports waiting for you and your team")
+    roles = HANDLER_ROLES
+    private_only = True
+    FILTERS = (("open", N_("Open")), ("overdue", N_("Overdue")), ("mine", N_("Mine")))
+
+    def __init__(self, rules: ReportRules) -> None:
+        self.rules = rules
+
+    async def begin(self, ctx: Context, args: str) -> None:
+        which = args.strip().lower()
+        await self._show(ctx, which if which in {f for f, _ in self.FILTERS} else "open")
+
+    async def _show(self, ctx: Context, which: str) -> None:
+        scope = queue_scope(await ctx.roles(), ctx.person.id)
+        reports = await store.queue(ctx.session, scope, which, ctx.now)
+        title = dict(self.FILTERS)[which]
+        lines = [ctx._("Reports — {filter}:").format(filter=ctx._(title))]
+        if not reports:
+            lines.append(ctx._("Nothing here. Well done!"))
+        for report in reports:
+            lines.append("• " + await self._line(ctx, report))
+        options = [(r.number or "", f"open:{r.id}") for r in reports[:8]]
+        options += [(ctx._(label), f"filter:{key}") for key, label in self.FILTERS if key != which]
+        ctx.ask(self.name, "pick", "\n".join(lines), options=options)
+
+    async def _line(self, ctx: Context, report: Report) -> str:
+        place = cards.where(ctx.t, report, await cards.building_name(ctx.notifier, report))
+        line = cards.summary_line(ctx.t, self.rules, report, place)
+        if report.due_at is not None:
+            if report.due_at <= ctx.now:
+                line += " · " + ctx._("overdue since {due}").format(
+                    due=self.rules.local(report.due_at)
+                )
+            else:
+                line += " · " + ctx._("due {due}").format(due=self.rules.local(report.due_at))
+        if report.assignee_id == ctx.person.id:
+            line += " · " + ctx._("yours")
+        return line
+
+    async def step_pick(self, ctx: Context) -> None:
+        choice = ctx.choice or ""
+        if choice.startswith("filter:"):
+            await self._show(ctx, choice.removeprefix("filter:"))
+            return
+        report = (
+            await store.get(ctx.session, int(choice.removeprefix("open:")))
+            if choice.startswith("open:")
+            else None
+        )
+        if report is None:
+            ctx.say(ctx._("Press one of the buttons above, or send /cancel."))
+            return
+        ctx.finish()
+        roles = await ctx.roles()
+        headline = ctx._("Report {number}:").format(number=report.number)
+        if not roles.is_staff and report.assignee_id != ctx.person.id:
+            headline += "\n" + ctx._("(Assigned to someone else; you can look but not act.)")
+            ctx.replies.append(
+                await cards.dispatch_card(
+                    ctx.notifier,
+                    self.rules,
+                    report,
+                    ctx.person,
+                    headline,
+                    for_staff=False,
+                    with_actions=False,
+                )
+            )
+            return
+        card = await cards.dispatch_card(
+            ctx.notifier, self.rules, report, ctx.person, headline, for_staff=roles.is_staff
+        )
+        ctx.replies.append(card)
+        if State(report.state) is State.RESOLVED:
+            ctx.say(ctx._("Waiting for the resident's rating."))

@@ -1,0 +1,449 @@
+"""What whoever handles a report does from its dispatch card: accept, reassign, reject, mark a
+duplicate, post progress, resolve with an "after" photo. Moves that need words continue as the
+`report_work` conversation of the person who pressed the button."""
+
+from __future__ import annotations
+
+from handlers.flow import Context, Flow
+from handlers.messages import Kind, Outgoing
+from handlers.reports import cards
+from handlers.reports.dispatch import hand_over
+from handlers.reports.new_report import media_problem_text
+from handlers.reports.rules import ReportRules
+from models import Person, Report
+from services import points, tickets
+from services.people import RoleSet
+from services.reports import routing, store
+from services.reports.lifecycle import Action, Capacity, Refusal, State
+
+NAME = "report_work"
+REPORT_NUMBER_HINT = "R-2026-000123"
+CHOICE_ACTIONS = {
+    "accept": Action.ACCEPT,
+    "reassign": Action.REASSIGN,
+    "reject": Action.REJECT,
+    "duplicate": Action.MARK_DUPLICATE,
+    "progress": Action.NOTE,
+    "resolve": Action.RESOLVE,
+}
+
+
+def capacity_of(roles: RoleSet, report: Report, person_id: int) -> Capacity | None:
+    """In what capacity this person may act on the report's handling, if any."""
+    if roles.is_staff:
+        return Capacity.STAFF
+    if report.assignee_id == person_id:
+        return Capacity.ASSIGNEE
+    return None
+
+
+class WorkFlow(Flow):
+    name = NAME
+
+    def __init__(self, rules: ReportRules) -> None:
+        self.rules = rules
+
+    async def begin(self, ctx: Context, args: str) -> None:  # pragma: no cover - no command
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ the card's buttons
+
+    async def on_card(self, ctx: Context, report_id: int, choice: str) -> None:
+        report = await store.get(ctx.session, report_id)
+        if report is None or choice not in CHOICE_ACTIONS:
+            ctx.say(ctx._("This report no longer exists. Nothing was changed."))
+            return
+        action = CHOICE_ACTIONS[choice]
+        capacity = await self._capacity(ctx, report, action)
+        if capacity is None:
+            return
+        if action is Action.ACCEPT:
+            await self._accept(ctx, report, capacity)
+            return
+        data = {"report_id": report.id, "action": action.value, "capacity": capacity.value}
+        if action is Action.REASSIGN:
+            await self._ask_assignee(ctx, report, data)
+        elif action is Action.MARK_DUPLICATE:
+            await self._ask_original(ctx, report, data)
+        elif action is Action.RESOLVE:
+            ctx.ask(
+                NAME,
+                "after_photo",
+                ctx._("Please send an “after” photo of the fix for {number}.").format(
+                    number=report.number
+                ),
+                options=[(ctx._("No photo possible"), "nophoto")],
+                data=data,
+            )
+        else:
+            prompt = {
+                Action.REJECT: ctx._(
+                    "Why is {number} not ours to fix? The resident will read your reason."
+                ),
+                Action.NOTE: ctx._("What is the news on {number}? The resident will read it."),
+            }[action]
+            ctx.ask(NAME, "note", prompt.format(number=report.number), data=data)
+
+    async def _capacity(self, ctx: Context, report: Report, action: Action) -> Capacity | None:
+        """Check role and state before asking anything: roles may have changed since the card."""
+        capacity = capacity_of(await ctx.roles(), report, ctx.person.id)
+        refused = (
+            Refusal("not_your_role", State(report.state), action)
+            if capacity is None
+            else store.refusal(report, action, capacity)
+        )
+        if refused is None:
+            return capacity
+        await store.record_refusal(ctx.session, report, refused, capacity, ctx.person.id)
+        self._say_refused(ctx, report, refused)
+        return None
+
+    def _say_refused(self, ctx: Context, report: Report, refused: Refusal) -> None:
+        if refused.reason == "not_your_role":
+            ctx.say(
+                ctx._("{number} is not assigned to you, so this was not done.").format(
+                    number=report.number
+                )
+            )
+        else:
+            ctx.say(
+                ctx._("{number} is now {state}, so this can no longer be done.").format(
+                    number=report.number, state=cards.state_name(ctx.t, report)
+                )
+            )
+
+    async def _load(self, ctx: Context) -> tuple[Report, Action, Capacity] | None:
+        """The report a step is about, re-checked: someone else may have moved it meanwhile."""
+        report = await store.get(ctx.session, int(ctx.data["report_id"]))  # type: ignore[call-overload]
+        if report is None:
+            ctx.finish()
+            ctx.say(ctx._("This report no longer exists. Nothing was changed."))
+            return None
+        action = Action(str(ctx.data["action"]))
+        capacity = await self._capacity(ctx, report, action)
+        if capacity is None:
+            ctx.finish()
+            return None
+        return report, action, capacity
+
+    # ------------------------------------------------------------------ accept
+
+    async def _accept(self, ctx: Context, report: Report, capacity: Capacity) -> None:
+        moved = await store.apply(
+            ctx.session, report, Action.ACCEPT, capacity, actor_id=ctx.person.id, now=ctx.now
+        )
+        if isinstance(moved, Refusal):
+            self._say_refused(ctx, report, moved)
+            return
+        if capacity is Capacity.STAFF and report.assignee_id != ctx.person.id:
+            report.assignee_id = ctx.person.id
+        rule = self.rules.category(report.category)
+        if rule is not None:
+            await points.award_pending(
+                ctx.session,
+                report.reporter_id,
+                rule.category.points,
+                reason="report.accepted",
+                key=f"report:{report.id}:accepted",
+                now=ctx.now,
+            )
+        await cards.tell_residents(
+            ctx.notifier,
+            report,
+            lambda t: t.gettext("Your report {number} was accepted and is being handled.").format(
+                number=report.number
+            ),
+        )
+        await self._card_again(ctx, report, ctx._("Accepted. When you have news, use the buttons:"))
+
+    async def _card_again(self, ctx: Context, report: Report, headline: str) -> None:
+        await tickets.retire_for_subject(ctx.session, cards.REPORT_TICKET, report.id, ctx.now)
+        roles = await ctx.roles()
+        card = await cards.dispatch_card(
+            ctx.notifier, self.rules, report, ctx.person, headline, for_staff=roles.is_staff
+        )
+        ctx.replies.append(card)
+
+    # ------------------------------------------------------------------ reassign
+
+    async def _ask_assignee(self, ctx: Context, report: Report, data: dict[str, object]) -> None:
+        options: list[tuple[str, str]] = []
+        for level in range(report.escalation_level, routing.top_level(report.owner) + 1):
+            for person in await routing.people_at(ctx.session, report, level):
+                if person.id != report.assignee_id and all(
+                    value != f"{level}:{person.id}" for _, value in options
+                ):
+                    options.append((person.display_name or f"#{person.id}", f"{level}:{person.id}"))
+        if not options:
+            ctx.say(
+                ctx._("There is nobody else who could take {number}.").format(number=report.number)
+            )
+            return
+        ctx.ask(
+            NAME,
+            "reassign_to",
+            ctx._("Who should take {number} instead?").format(number=report.number),
+            options=options[:8],
+            data=data,
+        )
+
+    async def step_reassign_to(self, ctx: Context) -> None:
+        if ctx.choice is None:
+            ctx.say(ctx._("Please choose someone with the buttons, or send /cancel."))
+            return
+        level, _, person_id = ctx.choice.partition(":")
+        ctx.ask(
+            NAME,
+            "note",
+            ctx._("Why are you passing it on? They and the resident will read it."),
+            data={"to_level": int(level), "to_person": int(person_id)},
+        )
+
+    # ------------------------------------------------------------------ duplicate
+
+    async def _ask_original(self, ctx: Context, report: Report, data: dict[str, object]) -> None:
+        phashes = [
+            m.phash for m in await store.media_of(ctx.session, report.id, "before") if m.phash
+        ]
+        similar = await store.similar_open(
+            ctx.session,
+            category=report.category,
+            building_id=report.building_id,
+            place=report.place,
+            since=report.created_at - self.rules.duplicate_window,
+            phashes=phashes,
+            max_distance=self.rules.phash_distance,
+            exclude_id=report.id,
+        )
+        ctx.ask(
+            NAME,
+            "original",
+            ctx._(
+                "{number} repeats which report? Choose one, or type its number ({example})."
+            ).format(number=report.number, example=REPORT_NUMBER_HINT),
+            options=[(r.number or "", str(r.id)) for r in similar],
+            data=data,
+        )
+
+    async def step_original(self, ctx: Context) -> None:
+        loaded = await self._load(ctx)
+        if loaded is None:
+            return
+        report, _, capacity = loaded
+        if ctx.choice is not None:
+            original = await store.get(ctx.session, int(ctx.choice))
+        elif ctx.incoming.kind is Kind.TEXT:
+            original = await store.by_number(ctx.session, ctx.incoming.text[:32])
+        else:
+            original = None
+        if original is None or original.id == report.id:
+            ctx.say(
+                ctx._("I could not find that report. Please type a number like {example}.").format(
+                    example=REPORT_NUMBER_HINT
+                )
+            )
+            return
+        ctx.finish()
+        moved = await store.apply(
+            ctx.session,
+            report,
+            Action.MARK_DUPLICATE,
+            capacity,
+            actor_id=ctx.person.id,
+            now=ctx.now,
+            note=original.number or "",
+        )
+        if isinstance(moved, Refusal):
+            self._say_refused(ctx, report, moved)
+            return
+        report.duplicate_of_id = original.id
+        # The reporter and followers now hear about the original instead.
+        await store.follow(ctx.session, original.id, report.reporter_id, ctx.now)
+        for follower in await store.followers(ctx.session, report.id):
+            await store.follow(ctx.session, original.id, follower.id, ctx.now)
+        await tickets.retire_for_subject(ctx.session, cards.REPORT_TICKET, report.id, ctx.now)
+        await cards.tell_residents(
+            ctx.notifier,
+            report,
+            lambda t: t.gettext(
+                "Your report {number} is about the same problem as {original}, which is already "
+                "being handled. You now follow {original} and will hear about it here."
+            ).format(number=report.number, original=original.number),
+        )
+        ctx.say(
+            ctx._("{number} is marked as a duplicate of {original}.").format(
+                number=report.number, original=original.number
+            )
+        )
+
+    # ------------------------------------------------------------------ resolve
+
+    async def step_after_photo(self, ctx: Context) -> None:
+        incoming = ctx.incoming
+        if ctx.choice == "nophoto":
+            ctx.ask(NAME, "note", self._resolve_prompt(ctx), data={"after": None})
+            return
+        if incoming.kind is Kind.PHOTO and incoming.media_problem:
+            ctx.say(media_problem_text(ctx, incoming.media_problem, self.rules))
+            return
+        if incoming.kind is Kind.PHOTO and incoming.media is not None:
+            media = incoming.media
+            after = {"key": media.key, "thumb": media.thumb_key, "phash": media.phash}
+            ctx.ask(NAME, "note", self._resolve_prompt(ctx), data={"after": after})
+            return
+        ctx.say(ctx._("Please send a photo, or press “No photo possible”."))
+
+    def _resolve_prompt(self, ctx: Context) -> str:
+        return ctx._("What was done? The resident will read it and be asked to rate the fix.")
+
+    # ------------------------------------------------------------------ the note, last
+
+    async def step_note(self, ctx: Context) -> None:
+        if ctx.incoming.kind is not Kind.TEXT or not ctx.incoming.text.strip():
+            ctx.say(ctx._("Please type a short note, or send /cancel."))
+            return
+        note = " ".join(ctx.incoming.text.split())
+        if len(note) > 500:
+            ctx.say(ctx._("Please keep the note under {limit} characters.").format(limit=500))
+            return
+        loaded = await self._load(ctx)
+        if loaded is None:
+            return
+        report, action, capacity = loaded
+        data = dict(ctx.data)
+        ctx.finish()
+        if action is Action.REASSIGN:
+            await self._reassign(ctx, report, capacity, note, data)
+        elif action is Action.RESOLVE:
+            await self._resolve(ctx, report, capacity, note, data)
+        else:
+            await self._move(ctx, report, action, capacity, note)
+
+    async def _move(
+        self, ctx: Context, report: Report, action: Action, capacity: Capacity, note: str
+    ) -> None:
+        moved = await store.apply(
+            ctx.session, report, action, capacity, actor_id=ctx.person.id, now=ctx.now, note=note
+        )
+        if isinstance(moved, Refusal):
+            self._say_refused(ctx, report, moved)
+            return
+        if action is Action.REJECT:
+            await tickets.retire_for_subject(ctx.session, cards.REPORT_TICKET, report.id, ctx.now)
+            await cards.tell_residents(
+                ctx.notifier,
+                report,
+                lambda t: t.gettext(
+                    "Your report {number} was closed without a fix: {note}\n"
+                    "If you think this is wrong, please contact the community office."
+                ).format(number=report.number, note=note),
+            )
+            ctx.say(ctx._("{number} was rejected.").format(number=report.number))
+            return
+        await cards.tell_residents(
+            ctx.notifier,
+            report,
+            lambda t: t.gettext("News on your report {number}: {note}").format(
+                number=report.number, note=note
+            ),
+        )
+        await self._card_again(ctx, report, ctx._("Sent to the resident. Next:"))
+
+    async def _reassign(
+        self, ctx: Context, report: Report, capacity: Capacity, note: str, data: dict[str, object]
+    ) -> None:
+        person = await ctx.session.get(Person, int(data["to_person"]))  # type: ignore[call-overload]
+        if person is None:
+            ctx.say(ctx._("That person is no longer here. Nothing was changed."))
+            return
+        choice = await hand_over(
+            ctx.notifier,
+            self.rules,
+            report,
+            action=Action.REASSIGN,
+            capacity=capacity,
+            level=int(data["to_level"]),  # type: ignore[call-overload]
+            actor_id=ctx.person.id,
+            note=note,
+            to=person,
+        )
+        if choice is None:
+            self._say_refused(
+                ctx, report, Refusal("not_allowed_now", State(report.state), Action.REASSIGN)
+            )
+            return
+        await cards.tell_residents(
+            ctx.notifier,
+            report,
+            lambda t: t.gettext("Your report {number} was passed to {who}: {note}").format(
+                number=report.number, who=cards.rung_name(t, report), note=note
+            ),
+        )
+        ctx.say(
+            ctx._("{number} is now with {name}.").format(
+                number=report.number, name=person.display_name or f"#{person.id}"
+            )
+        )
+
+    async def _resolve(
+        self, ctx: Context, report: Report, capacity: Capacity, note: str, data: dict[str, object]
+    ) -> None:
+        moved = await store.apply(
+            ctx.session,
+            report,
+            Action.RESOLVE,
+            capacity,
+            actor_id=ctx.person.id,
+            now=ctx.now,
+            note=note,
+        )
+        if isinstance(moved, Refusal):
+            self._say_refused(ctx, report, moved)
+            return
+        after = data.get("after")
+        image_path = None
+        if isinstance(after, dict):
+            photo = store.Photo(str(after["key"]), after.get("thumb"), after.get("phash"))
+            await store.add_media(ctx.session, report.id, "after", photo, ctx.now)
+            image_path = str(self.rules.storage.path(photo.media_key))
+        await tickets.retire_for_subject(ctx.session, cards.REPORT_TICKET, report.id, ctx.now)
+        await ask_rating(ctx, self.rules, report, note, image_path)
+        ctx.say(
+            ctx._("{number} is resolved. The resident will be asked to rate the fix.").format(
+                number=report.number
+            )
+        )
+
+
+async def ask_rating(
+    ctx: Context, rules: ReportRules, report: Report, note: str, image_path: str | None
+) -> None:
+    """The reporter rates the fix; followers hear the news without the buttons."""
+    reporter = await ctx.session.get(Person, report.reporter_id)
+    if reporter is not None:
+        t = ctx.translator_for(reporter)
+        options = await ctx.ticket_options(
+            reporter,
+            cards.RATING_TICKET,
+            report.id,
+            [*((("★" * n), str(n)) for n in range(1, 6)), (t.gettext("Not fixed"), "notfixed")],
+        )
+        ctx.notify(
+            reporter,
+            Outgoing(
+                t.gettext(
+                    "Your report {number} is resolved: {note}\nHow well was it fixed? "
+                    "Rate 1 to 5 stars, or tell us it is not fixed."
+                ).format(number=report.number, note=note),
+                options=options,
+                image_path=image_path,
+            ),
+        )
+    await cards.tell_residents(
+        ctx.notifier,
+        report,
+        lambda t: t.gettext("Report {number}, which you follow, is resolved: {note}").format(
+            number=report.number, note=note
+        ),
+        skip=report.reporter_id,
+    )
