@@ -240,6 +240,8 @@ async def serve(linli: Linli, *, console_user: str | None = None) -> None:
         if console_task is not None:
             console_task.cancel()
         scheduler.shutdown(wait=False)
+        # Messages already being sent finish while their channel can still carry them.
+        await linli.dispatcher.drain()
         if linli.telegram is not None:
             await linli.telegram.stop()
         server.should_exit = True

@@ -155,20 +155,34 @@ class Context:
         options: Sequence[tuple[str, str]] = (),
         data: dict[str, object] | None = None,
     ) -> None:
-        """Move to `step` and show `text`; each (label, value) becomes a button of this step."""
-        nonce = secrets.token_hex(4)
-        kept = dict(self.state.data) if self.state and self.state.flow == flow else {}
+        """Move to `step` and show `text`; each (label, value) becomes a button of this step.
+
+        Asking the same step again with the same choices keeps the buttons already shown valid:
+        an album of photos gets one answer per photo, and any of their "Done" buttons works.
+        """
+        choices = {str(i): value for i, (_, value) in enumerate(options)}
+        same = self.state is not None and self.state.flow == flow
+        nonce = (
+            self.state.nonce
+            if same
+            and self.state is not None
+            and (self.state.step, self.state.choices) == (step, choices)
+            else secrets.token_hex(4)
+        )
+        kept = dict(self.state.data) if same and self.state is not None else {}
         if data:
             kept.update(data)
-        self.state = FlowState(
-            flow, step, nonce, kept, {str(i): value for i, (_, value) in enumerate(options)}
-        )
+        self.state = FlowState(flow, step, nonce, kept, choices)
         self.say(
             text,
             options=[
                 Option(label, f"{STEP_PREFIX}{nonce}.{i}") for i, (label, _) in enumerate(options)
             ],
         )
+
+    def enter(self, flow: str, step: str, data: dict[str, object]) -> None:
+        """Open `flow` at `step` without asking anything yet (a step will answer at once)."""
+        self.state = FlowState(flow, step, secrets.token_hex(4), dict(data), {})
 
     def finish(self) -> None:
         self.state = None

@@ -98,6 +98,14 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file sent ahead of a message: the rest of a report's photos, its voice notes."""
+
+    kind: str  # photo | voice
+    path: str
+
+
+@dataclass(frozen=True)
 class Outgoing:
     text: str
     options: tuple[Option, ...] = ()
@@ -105,7 +113,9 @@ class Outgoing:
     # Ask the channel for a way into the private chat, carrying this start parameter.
     private_start: str | None = None
     private_label: str = ""
+    # The message's own picture; with a short text, the text becomes its caption.
     image_path: str | None = None
+    attachments: tuple[Attachment, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,6 +129,7 @@ class Outgoing:
             private_start=data.get("private_start"),
             private_label=data.get("private_label", ""),
             image_path=data.get("image_path"),
+            attachments=tuple(Attachment(**a) for a in data.get("attachments", ())),
         )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import PendingAward
@@ -32,6 +32,16 @@ async def award_pending(
             "created_at": now,
         },
     )
+
+
+async def withdraw_pending(session: AsyncSession, key: str) -> bool:
+    """Take back an award the ledger has not settled yet (an accepted report later rejected)."""
+    result = await session.execute(
+        delete(PendingAward).where(
+            PendingAward.idempotency_key == key, PendingAward.settled_at.is_(None)
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def pending_for(session: AsyncSession, person_id: int) -> list[PendingAward]:

@@ -35,9 +35,10 @@ class Dialog:
         raise AssertionError(f"no button {label!r} in {[m.text for m in messages]}")
 
     def seen(self, who: str) -> list[Outgoing]:
-        """Replies to their own messages, then what reached them through the outbox."""
+        """What reached them through the outbox, then the replies to their latest message:
+        `press` looks from the end, so the answer they are looking at wins."""
         replies = self.last[who].messages if who in self.last else []
-        return [*replies, *self.channel.outbox.get(who, [])]
+        return [*self.channel.outbox.get(who, []), *replies]
 
     def notices(self, who: str) -> list[str]:
         return [m.text for m in self.channel.outbox.get(who, [])]

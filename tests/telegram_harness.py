@@ -36,6 +36,7 @@ async def running_bot(
     try:
         yield linli
     finally:
+        await linli.dispatcher.drain()  # as `serve` does: sends finish before the channel stops
         await linli.telegram.stop()
         await linli.close()
 

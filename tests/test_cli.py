@@ -96,3 +96,38 @@ def test_admin_grant_list_revoke(db_env: dict[str, str]) -> None:
         "admin", "grant", "--role", "grid_worker", "--telegram-id", "1", env=db_env
     )
     assert missing_scope.returncode == 2 and "--grid" in missing_scope.stderr
+
+
+def test_admin_grant_department_roles(db_env: dict[str, str]) -> None:
+    assert linli("init", env=db_env).returncode == 0
+    department = "市政 Municipal works"
+    granted = linli(
+        "admin",
+        "grant",
+        "--role",
+        "department",
+        "--department",
+        department,
+        "--telegram-id",
+        "5151",
+        env=db_env,
+    )
+    assert granted.returncode == 0, granted.stderr
+    line = next(ln for ln in linli("admin", "list", env=db_env).stdout.splitlines() if "5151" in ln)
+    assert f"department@{department}" in line
+    unscoped = linli("admin", "grant", "--role", "department", "--telegram-id", "5151", env=db_env)
+    assert unscoped.returncode == 2 and "department needs --department" in unscoped.stderr
+    unknown = linli(
+        "admin",
+        "grant",
+        "--role",
+        "department_head",
+        "--department",
+        "Parks",
+        "--telegram-id",
+        "5151",
+        env=db_env,
+    )
+    assert unknown.returncode == 2 and "no department named 'Parks'" in unknown.stderr
+    invite = linli("invite", "--building", "Building 1", "--role", "department", env=db_env)
+    assert invite.returncode == 2 and "use linli admin grant --department" in invite.stderr

@@ -11,7 +11,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from bot.app import Linli
-from handlers.messages import Kind
+from handlers.messages import Kind, Reply
 from models import AuditEntry, PendingAward, Report, ReportFollower, ReportMedia, Role
 from services.reports import store
 from tests.conftest import FakeClock
@@ -37,16 +37,23 @@ async def events(linli: Linli, report_id: int) -> list[str]:
         return [e.action for e in await store.timeline(session, report_id)]
 
 
-async def report_without_photo(
+async def draft_without_photo(
     dialog: Dialog, who: str, description: str, *, category: str = "Something else"
-) -> str:
-    """/report → no photo → category → own building → no detail → description → submit."""
+) -> Reply:
+    """/report → no photo → category → own building → no detail → description."""
     await dialog.say(who, "/report")
     await dialog.press(who, "Continue without a photo")
     await dialog.press(who, category)
     await dialog.press(who, "My building")
     await dialog.press(who, "Skip")
-    reply = await dialog.say(who, description)
+    return await dialog.say(who, description)
+
+
+async def report_without_photo(
+    dialog: Dialog, who: str, description: str, *, category: str = "Something else"
+) -> str:
+    """A draft without a photo, past any likely duplicates, submitted: its public number."""
+    reply = await draft_without_photo(dialog, who, description, category=category)
     if "Mine is different" in [o.label for m in reply.messages for o in m.options]:
         reply = await dialog.press(who, "Mine is different")
     assert "Please check your report" in texts(reply), texts(reply)
@@ -61,6 +68,8 @@ async def test_the_whole_loop_from_photo_to_rating(linli: Linli, dialog: Dialog)
     # A photo sent with nothing open starts a report; as a file it still has its EXIF GPS.
     reply = await send_photo(dialog, "amy", photo(exif=camera_exif()), as_file=True)
     assert "Photo 1 of 4 received" in texts(reply)
+    assert "Photo 2 of 4 received" in texts(await send_photo(dialog, "amy", photo(640, 480)))
+    assert "Voice note kept" in texts(await send_voice(dialog, "amy", b"OggS\x00leak"))
     await dialog.press("amy", "Done")
     await dialog.press("amy", "Garbage pile")
     place = dialog.seen("amy")[-1]
@@ -75,12 +84,16 @@ async def test_the_whole_loop_from_photo_to_rating(linli: Linli, dialog: Dialog)
     card = texts(await dialog.say("amy", "Bags piled up for three days"))
     assert "Garbage pile" in card and "31.22" in card and "by the bins" in card
     submitted = texts(await dialog.press("amy", "Submit"))
-    assert "R-2026-000001 is in" in submitted and "now with your grid worker, to be fixed by" in submitted
+    assert (
+        "R-2026-000001 is in" in submitted
+        and "now with your grid worker, to be fixed by" in submitted
+    )
 
     dispatch = dialog.channel.outbox["gus"][-1]
     assert "New report for you to handle" in dispatch.text and "R-2026-000001" in dispatch.text
     assert "Amy" not in dispatch.text  # the reporter stays anonymous to workers
     assert dispatch.image_path is not None
+    assert [a.kind for a in dispatch.attachments] == ["photo", "voice"]
     assert [o.label for o in dispatch.options] == [
         "Accept",
         "Reassign",
@@ -127,7 +140,7 @@ async def test_the_whole_loop_from_photo_to_rating(linli: Linli, dialog: Dialog)
     async with linli.sessions() as session:
         kinds = sorted((await session.scalars(select(ReportMedia.kind))).all())
         award = await session.scalar(select(PendingAward))
-    assert kinds == ["after", "before"]
+    assert kinds == ["after", "before", "before", "voice"]
     assert award is not None and (award.points, award.reason) == (3, "report.accepted")
 
 
@@ -146,12 +159,7 @@ async def test_duplicate_found_by_category_and_building(linli: Linli, dialog: Di
     await join(dialog, "bob", room="401")
     await hire(dialog, "gus", Role.GRID_WORKER, grid="Grid 1")
     first = await report_without_photo(dialog, "amy", "The bench by the door is broken")
-    await dialog.say("bob", "/report")
-    await dialog.press("bob", "Continue without a photo")
-    await dialog.press("bob", "Something else")
-    await dialog.press("bob", "My building")
-    await dialog.press("bob", "Skip")
-    offer = await dialog.say("bob", "Bench broken")
+    offer = await draft_without_photo(dialog, "bob", "Bench broken")
     assert "Someone may have reported this already" in texts(offer) and first in texts(offer)
     assert "Amy" not in texts(offer)
     followed = texts(await dialog.press("bob", f"Same as {first}"))
@@ -366,9 +374,10 @@ async def test_reminder_then_escalation_up_the_ladder(
     await linli.dispatcher.drain()
     assert "Escalated to you" in dialog.notices("hal")[-1]
     assert "escalated to the head of property management" in dialog.notices("pat")[-1]
-    assert "overdue, so it was escalated to the head of property management" in dialog.notices(
-        "amy"
-    )[-1]
+    assert (
+        "overdue, so it was escalated to the head of property management"
+        in dialog.notices("amy")[-1]
+    )
     report = await the_report(linli)
     assert report.escalation_level == 1 and report.state == "assigned"
     clock.advance(hours=48)
@@ -438,19 +447,14 @@ async def test_nobody_to_dispatch_to_waits_for_someone(
     linli: Linli, dialog: Dialog, clock: FakeClock
 ) -> None:
     await join(dialog, "amy")
-    submitted = await dialog.say("amy", "/report")
-    assert submitted.outcome == "ok"
-    await dialog.press("amy", "Continue without a photo")
-    await dialog.press("amy", "Something else")
-    await dialog.press("amy", "My building")
-    await dialog.press("amy", "Skip")
-    await dialog.say("amy", "Broken bench")
+    await draft_without_photo(dialog, "amy", "Broken bench")
     done = texts(await dialog.press("amy", "Submit"))
     assert "Community staff will pass it to the right person soon" in done
     await hire(dialog, "gus", Role.GRID_WORKER, grid="Grid 1")
     await linli.ticker.tick()
     await linli.dispatcher.drain()
     assert "New report for you to handle" in dialog.notices("gus")[-1]
+    assert "R-2026-000001 is now with your grid worker" in dialog.notices("amy")[-1]
     assert (await the_report(linli)).state == "assigned"
 
 
@@ -480,3 +484,35 @@ async def test_chinese_resident_reports_in_chinese(linli: Linli, dialog: Dialog)
     assert "请核对" in confirm
     done = texts(await dialog.press("wang", "提交"))
     assert "R-2026-000001" in done
+
+
+async def test_a_telegram_location_and_points_taken_back(linli: Linli, dialog: Dialog) -> None:
+    await join(dialog, "amy")
+    await hire(dialog, "gus", Role.GRID_WORKER, grid="Grid 1")
+    await hire(dialog, "sam", Role.STAFF)
+    await dialog.say("amy", "/report")
+    await dialog.press("amy", "Continue without a photo")
+    await dialog.press("amy", "Something else")
+    detail = await dialog.say("amy", "", kind=Kind.LOCATION, location=(31.2304, 121.4737))
+    assert "Anything that helps find it" in texts(detail)
+    await dialog.press("amy", "Skip")
+    confirm = await dialog.say("amy", "A tree fell on the path")
+    assert "Building 2 (📍 31.23040, 121.47370)" in texts(confirm)
+    await dialog.press("amy", "Submit")
+    await dialog.press("gus", "Accept")
+    async with linli.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(PendingAward)) == 1
+    # Passed on to staff, who find it is not a community matter: the points are withdrawn.
+    await dialog.press("gus", "Reassign")
+    await dialog.press("gus", "Sam")
+    await dialog.say("gus", "Needs the city's tree service")
+    await dialog.press("sam", "Reject as not ours")
+    await dialog.say("sam", "Reported to the city's tree service")
+    report = await the_report(linli)
+    assert (report.state, report.reject_reason) == (
+        "rejected",
+        "Reported to the city's tree service",
+    )
+    assert report.latitude == pytest.approx(31.2304)
+    async with linli.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(PendingAward)) == 0

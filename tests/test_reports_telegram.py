@@ -15,7 +15,7 @@ from models import Report, Role
 from services import community, people
 from services.people import Grant
 from tests.conftest import FakeClock
-from tests.images import camera_exif, photo
+from tests.images import camera_exif, photo, png_bomb
 from tests.telegram_harness import TelegramUser, invite_code, register, running_bot
 from tests.telegram_stub import BotApiStub
 
@@ -123,3 +123,187 @@ async def test_bad_image_and_redelivered_photo_over_telegram(bot: Linli, stub: B
     await stub.wait_idle()
     replies = [t for t in amy.texts() if "received" in t]
     assert replies == ["Photo 1 of 4 received. Send another, or press Done."]
+
+
+async def staffed(bot: Linli, user: TelegramUser, role: Role) -> None:
+    await user.send("/help")
+    async with bot.transaction() as session:
+        person = await people.by_identity(session, "telegram", str(user.id))
+        assert person is not None
+        await people.grant(session, person.id, Grant(role))
+
+
+async def report_without_photo(user: TelegramUser, description: str) -> dict[str, Any]:
+    await user.send("/report", expect="Please send up to 4 photos")
+    await user.press("Continue without a photo", expect="What kind of problem")
+    await user.press("Something else", expect="Where is the problem")
+    await user.press("My building", expect="Anything that helps")
+    await user.press("Skip", expect="Describe the problem")
+    return await user.send(description)
+
+
+async def tick(bot: Linli, clock: FakeClock, **delta: float) -> None:
+    clock.advance(**delta)
+    await bot.ticker.tick()
+    await bot.dispatcher.drain()
+
+
+async def test_duplicates_by_text_and_by_photo_over_telegram(bot: Linli, stub: BotApiStub) -> None:
+    amy, bob, cy = (
+        TelegramUser(stub, 7200 + i, name) for i, name in enumerate("Amy Bob Cy".split())
+    )
+    gus = TelegramUser(stub, 7210, "Gus")
+    code = await invite_code(bot)
+    await register(amy, code, "302")
+    await register(bob, code, "401")
+    await register(cy, code, "502")
+    await grid_worker(bot, gus)
+    await report_without_photo(amy, "The bench by the door is broken")
+    await amy.press("Submit", expect="R-2026-000001 is in")
+    offer = await report_without_photo(bob, "Bench broken")
+    assert "Someone may have reported this already" in offer["text"]
+    assert "Amy" not in offer["text"]
+    await bob.press("Same as R-2026-000001", expect="You now follow R-2026-000001 (+1)")
+
+    # By photo: the same scene, recompressed by another phone, at the same place.
+    mark = len(stub.sent)
+    stub.push_update(stub.message_update(amy.id, None, photo=photo(), first_name="Amy"))
+    await stub.wait_for_message(amy.id, contains="Photo 1 of 4", after=mark)
+    await amy.press("Done", expect="What kind of problem")
+    await amy.press("Garbage pile", expect="Where is the problem")
+    await amy.press("east gate", expect="Anything that helps")
+    await amy.press("Skip", expect="Describe")
+    await amy.press("Skip", expect="Please check your report")
+    await amy.press("Submit", expect="R-2026-000002 is in")
+    again = io.BytesIO()
+    Image.open(io.BytesIO(photo())).save(again, "JPEG", quality=45)
+    mark = len(stub.sent)
+    stub.push_update(stub.message_update(cy.id, None, photo=again.getvalue(), first_name="Cy"))
+    await stub.wait_for_message(cy.id, contains="Photo 1 of 4", after=mark)
+    await cy.press("Done", expect="What kind of problem")
+    await cy.press("Something else", expect="Where is the problem")
+    await cy.press("east gate", expect="Anything that helps")
+    await cy.press("Skip", expect="Describe")
+    offer = await cy.press("Skip", expect="Someone may have reported this already")
+    assert "R-2026-000002 · Garbage pile · east gate" in offer["text"]
+    await cy.press("Mine is different", expect="Please check your report")
+    await cy.press("Submit", expect="R-2026-000003 is in")
+
+    # Bob follows R-2026-000001, so he hears what Amy hears.
+    card = await card_or_message(stub, gus, "R-2026-000001")
+    mark = len(stub.sent)
+    await gus.press("Accept", on=card, expect="Accepted")
+    await stub.wait_for_message(bob.id, contains="R-2026-000001 was accepted", after=mark)
+
+
+async def card_or_message(stub: BotApiStub, user: TelegramUser, contains: str) -> dict[str, Any]:
+    return await stub.wait_for_message(user.id, contains=contains)
+
+
+async def test_reminder_escalation_and_reopen_over_telegram(
+    bot: Linli, stub: BotApiStub, clock: FakeClock
+) -> None:
+    amy = TelegramUser(stub, 7301, "Amy")
+    pat, hal, sam = (
+        TelegramUser(stub, 7302, "Pat"),
+        TelegramUser(stub, 7303, "Hal"),
+        TelegramUser(stub, 7304, "Sam"),
+    )
+    await register(amy, await invite_code(bot), "302")
+    await staffed(bot, pat, Role.PROPERTY)
+    await staffed(bot, hal, Role.PROPERTY_HEAD)
+    await staffed(bot, sam, Role.STAFF)
+    mark = len(stub.sent)
+    stub.push_update(stub.message_update(amy.id, None, photo=photo(), first_name="Amy"))
+    await stub.wait_for_message(amy.id, contains="Photo 1 of 4", after=mark)
+    await amy.press("Done", expect="What kind of problem")
+    await amy.press("Water leak", expect="Where is the problem")  # property, 24 h
+    await amy.press("My building", expect="Anything")
+    await amy.send("Basement, by the meters", expect="Describe")
+    await amy.send("Water on the floor", expect="Please check")
+    await amy.press("Submit", expect="now with property management")
+    await card_for(stub, pat, "New report for you to handle")
+
+    mark = len(stub.sent)
+    await tick(bot, clock, hours=18)  # 75 % of 24 h
+    await stub.wait_for_message(pat.id, contains="Reminder: R-2026-000001 (Water leak)", after=mark)
+    await tick(bot, clock, hours=6)  # due: one rung up
+    escalated = await card_for(stub, hal, "Escalated to you")
+    await stub.wait_for_message(
+        amy.id, contains="overdue, so it was escalated to the head of property", after=mark
+    )
+    await stub.wait_for_message(pat.id, contains="escalated to the head of property", after=mark)
+    # Pat's card is stale now; Hal takes it and resolves it.
+    stale = next(c for c in stub.messages_to(pat.id) if c.get("method") == "sendPhoto")
+    await pat.press("Accept", on=stale, expect="This button has expired")
+    await hal.press("Accept", on=escalated, expect="Accepted")
+    await hal.press("Resolved", expect="photo of the fix")
+    await hal.press("No photo possible", expect="What was done")
+    await hal.send("Pipe sealed", expect="is resolved")
+    rating = await stub.wait_for_message(amy.id, contains="is resolved: Pipe sealed")
+    await amy.press("★★", on=rating, expect="reopened and goes to someone more senior")
+    await card_for(stub, sam, "Escalated to you")
+    await amy.send("Still dripping", expect="your comment was passed on")
+    async with bot.sessions() as session:
+        report = await session.scalar(select(Report))
+    assert report is not None
+    assert (report.state, report.rating, report.escalation_level) == ("reopened", 2, 2)
+    assert report.rating_comment == "Still dripping"
+
+
+async def test_unrated_report_closes_and_workers_only_buttons_over_telegram(
+    bot: Linli, stub: BotApiStub, clock: FakeClock
+) -> None:
+    amy = TelegramUser(stub, 7401, "Amy")
+    gus = TelegramUser(stub, 7402, "Gus")
+    await register(amy, await invite_code(bot), "302")
+    await grid_worker(bot, gus)
+    await amy.send("/queue", expect="/queue is not available to you")
+    await report_without_photo(amy, "Broken bench")
+    await amy.press("Submit", expect="is in")
+    card = await gus.send("/queue", expect="Reports — Open")
+    await gus.press("R-2026-000001", on=card, expect="Report R-2026-000001")
+    dispatch = gus.last_with_buttons()
+    # A forged payload and a resident replaying the worker's button both do nothing.
+    mark = len(stub.sent)
+    stub.press(amy.id, "t-not-a-real-token.0")
+    await stub.wait_for_message(amy.id, contains="This button has expired", after=mark)
+    await gus.press("Accept", on=dispatch, expect="Accepted")
+    await gus.press("Accept", on=dispatch, expect="This button has expired")  # double tap
+    await gus.press("Resolved", expect="photo of the fix")
+    await gus.press("No photo possible", expect="What was done")
+    await gus.send("Bench replaced", expect="is resolved")
+    await stub.wait_for_message(amy.id, contains="is resolved: Bench replaced")
+    mark = len(stub.sent)
+    await tick(bot, clock, days=7, minutes=1)
+    await stub.wait_for_message(amy.id, contains="nobody rated the fix within 7 days", after=mark)
+    async with bot.sessions() as session:
+        report = await session.scalar(select(Report))
+    assert report is not None and report.state == "closed"
+
+
+@pytest.mark.parametrize(
+    ("document", "answer"),
+    [
+        ({"content": photo()[:4000]}, "damaged or incomplete"),
+        (
+            {"content": png_bomb(30_000, 30_000), "file_name": "x.png", "mime_type": "image/png"},
+            "too large to handle",
+        ),
+        ({"content": b"Dear committee,\n" * 50}, "not a photo we can read"),
+        ({"content": photo(), "file_size": 21 * 1024 * 1024}, "too big (the limit is 20 MB)"),
+    ],
+)
+async def test_bad_images_over_telegram(
+    bot: Linli, stub: BotApiStub, document: dict[str, Any], answer: str
+) -> None:
+    amy = TelegramUser(stub, 7501, "Amy")
+    await register(amy, await invite_code(bot), "302")
+    mark = len(stub.sent)
+    fields = {"file_name": "IMG.jpg", "mime_type": "image/jpeg", **document}
+    stub.push_update(stub.message_update(amy.id, None, document=fields, first_name="Amy"))
+    await stub.wait_for_message(amy.id, contains=answer, after=mark)
+    # The draft is still open: the same question is asked again, with its buttons.
+    again = await stub.wait_for_message(amy.id, contains="You can send another photo", after=mark)
+    await amy.press("Continue without a photo", on=again, expect="What kind of problem")
+    assert not [t for t in amy.texts() if "went wrong" in t]

@@ -74,6 +74,7 @@ class ConsoleChannel:
         lines = [message.text]
         if message.image_path:
             lines.insert(0, f"[image: {message.image_path}]")
+        lines[:0] = [f"[{a.kind}: {a.path}]" for a in message.attachments]
         lines += [f"  {i}) {option.label}" for i, option in enumerate(message.options, 1)]
         lines += [f"  → {link.label}: {link.url}" for link in message.links]
         if message.options and remember:

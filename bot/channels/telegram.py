@@ -322,6 +322,11 @@ class TelegramChannel:
         """
         keyboard = self._keyboard(message)
         try:
+            for attachment in message.attachments:
+                if attachment.kind == "voice":
+                    await self.app.bot.send_voice(chat_id, Path(attachment.path))
+                else:
+                    await self.app.bot.send_photo(chat_id, Path(attachment.path))
             if message.image_path:
                 photo = Path(message.image_path)
                 if len(message.text) <= MessageLimit.CAPTION_LENGTH:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from handlers.flow import Notifier, Someone
 from handlers.i18n import N_, Translator
-from handlers.messages import Outgoing
+from handlers.messages import Attachment, Outgoing
 from handlers.reports.rules import ReportRules
 from models import Building, Person, Report
 from services import people
@@ -151,11 +151,27 @@ async def dispatch_card(
         else ()
     )
     photos = await store.media_of(notifier.session, report.id, "before")
+    voices = await store.media_of(notifier.session, report.id, "voice")
+    path = rules.storage.path
     return Outgoing(
         "\n".join(lines),
         options=options,
-        image_path=str(rules.storage.path(photos[0].media_key)) if photos else None,
+        image_path=str(path(photos[0].media_key)) if photos else None,
+        attachments=tuple(
+            [Attachment("photo", str(path(p.media_key))) for p in photos[1:]]
+            + [Attachment("voice", str(path(v.media_key))) for v in voices]
+        ),
     )
+
+
+async def tell(
+    notifier: Notifier, person_id: int | None, text: Callable[[Translator], str]
+) -> Person | None:
+    """One person hears `text`, in their own language; None if there is nobody to tell."""
+    person = await notifier.session.get(Person, person_id) if person_id is not None else None
+    if person is not None:
+        notifier.notify(person, Outgoing(text(notifier.translator_for(person))))
+    return person
 
 
 async def tell_residents(

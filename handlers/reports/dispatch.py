@@ -69,3 +69,22 @@ async def hand_over(
         ),
     )
     return choice
+
+
+async def escalate(
+    notifier: Notifier, rules: ReportRules, report: Report, *, note: str, stay_at_top: bool
+) -> routing.Choice | None:
+    """One rung up. At the top an overdue report stays put (None), while a reopened one goes
+    back to the top rung (`stay_at_top`), so that someone gets a fresh card for it."""
+    level = report.escalation_level + 1
+    if stay_at_top:
+        level = min(level, routing.top_level(report.owner))
+    return await hand_over(
+        notifier,
+        rules,
+        report,
+        action=Action.ESCALATE,
+        capacity=Capacity.SYSTEM,
+        level=level,
+        note=note,
+    )

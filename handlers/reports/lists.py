@@ -5,22 +5,12 @@ from __future__ import annotations
 from handlers.flow import Context, Flow
 from handlers.i18n import N_
 from handlers.reports import cards
-from handlers.reports.rules import ReportRules
+from handlers.reports.rules import HANDLER_ROLES, REPORTER_ROLES, ReportRules
 from models import Report, Role
 from services.people import RoleSet
 from services.reports import store
 from services.reports.lifecycle import State
 
-HANDLER_ROLES = frozenset(
-    {
-        Role.GRID_WORKER,
-        Role.PROPERTY,
-        Role.PROPERTY_HEAD,
-        Role.DEPARTMENT,
-        Role.DEPARTMENT_HEAD,
-        Role.STAFF,
-    }
-)
 EVENT_NAMES = {
     "submit": N_("reported"),
     "assign": N_("assigned"),
@@ -42,7 +32,7 @@ class MyReportsFlow(Flow):
     name = "myreports"
     command = "myreports"
     description = N_("Your reports and where they stand")
-    roles = frozenset({Role.RESIDENT})
+    roles = REPORTER_ROLES
     private_only = True
 
     def __init__(self, rules: ReportRules) -> None:

@@ -10,8 +10,8 @@ from handlers.i18n import N_
 from handlers.messages import Kind
 from handlers.reports import cards
 from handlers.reports.dispatch import hand_over
-from handlers.reports.rules import CategoryRule, ReportRules
-from models import Building, Household, Role
+from handlers.reports.rules import REPORTER_ROLES, CategoryRule, ReportRules
+from models import Building, Household
 from services import audit
 from services.reports import store
 from services.reports.lifecycle import Action, Capacity
@@ -40,7 +40,7 @@ class ReportFlow(Flow):
     name = NAME
     command = "report"
     description = N_("Report a problem with a photo")
-    roles = frozenset({Role.RESIDENT})
+    roles = REPORTER_ROLES
     private_only: ClassVar[bool] = True
 
     def __init__(self, rules: ReportRules) -> None:
@@ -50,7 +50,6 @@ class ReportFlow(Flow):
 
     async def begin(self, ctx: Context, args: str) -> None:
         home = await self._home(ctx)
-        ctx.state = None
         data: dict[str, object] = {
             "photos": [],
             "voices": [],
@@ -59,8 +58,7 @@ class ReportFlow(Flow):
             "home_grid": home[1] if home else None,
             "home_name": home[2] if home else None,
         }
-        ctx.ask(NAME, "photos", "", data=data)
-        ctx.replies.clear()
+        ctx.enter(NAME, "photos", data)
         if ctx.incoming.kind in (Kind.PHOTO, Kind.VOICE):
             await self.step_photos(ctx)
         else:

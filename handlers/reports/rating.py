@@ -4,13 +4,13 @@ send it one rung up. Either way they may add a comment, which the handler reads.
 from __future__ import annotations
 
 from handlers.flow import Context, Flow
-from handlers.messages import Kind, Outgoing
+from handlers.messages import Kind
 from handlers.reports import cards
-from handlers.reports.dispatch import hand_over
+from handlers.reports.dispatch import escalate
 from handlers.reports.rules import ReportRules
-from models import Person, Report
+from models import Report
 from services import audit
-from services.reports import routing, store
+from services.reports import store
 from services.reports.lifecycle import Action, Capacity, Refusal, State, rating_action
 
 NAME = "report_rating"
@@ -51,7 +51,7 @@ class RatingFlow(Flow):
             )
             return
         report.rating = stars
-        handler = await ctx.session.get(Person, report.assignee_id) if report.assignee_id else None
+        handler_id = report.assignee_id  # who fixed it, before the report moves on
         if action is Action.CONFIRM:
             text = ctx._("Thank you for rating {number}! It is now closed.")
         else:
@@ -59,19 +59,16 @@ class RatingFlow(Flow):
                 "Sorry it is not fixed yet. {number} is reopened and goes to someone more senior."
             )
             await self._escalate(ctx, report)
-        if handler is not None:
-            t = ctx.translator_for(handler)
-            ctx.notify(
-                handler,
-                Outgoing(
-                    t.gettext("The resident's verdict on {number}: {verdict}").format(
-                        number=report.number,
-                        verdict=t.gettext("Rated {stars} of 5").format(stars=stars)
-                        if stars
-                        else t.gettext("Not fixed"),
-                    )
-                ),
-            )
+        await cards.tell(
+            ctx.notifier,
+            handler_id,
+            lambda t: t.gettext("The resident's verdict on {number}: {verdict}").format(
+                number=report.number,
+                verdict=t.gettext("Rated {stars} of 5").format(stars=stars)
+                if stars
+                else t.gettext("Not fixed"),
+            ),
+        )
         ctx.ask(
             NAME,
             "comment",
@@ -83,15 +80,8 @@ class RatingFlow(Flow):
         )
 
     async def _escalate(self, ctx: Context, report: Report) -> None:
-        level = min(report.escalation_level + 1, routing.top_level(report.owner))
-        choice = await hand_over(
-            ctx.notifier,
-            self.rules,
-            report,
-            action=Action.ESCALATE,
-            capacity=Capacity.SYSTEM,
-            level=level,
-            note="reopened by the resident",
+        choice = await escalate(
+            ctx.notifier, self.rules, report, note="reopened by the resident", stay_at_top=True
         )
         if choice is not None:
             rule = self.rules.category(report.category)
@@ -123,16 +113,11 @@ class RatingFlow(Flow):
         await audit.record(
             ctx.session, "report.comment", actor_id=ctx.person.id, report=report.number
         )
-        if report.assignee_id is not None:
-            handler = await ctx.session.get(Person, report.assignee_id)
-            if handler is not None:
-                t = ctx.translator_for(handler)
-                ctx.notify(
-                    handler,
-                    Outgoing(
-                        t.gettext("The resident commented on {number}: {comment}").format(
-                            number=report.number, comment=comment
-                        )
-                    ),
-                )
+        await cards.tell(
+            ctx.notifier,
+            report.assignee_id,
+            lambda t: t.gettext("The resident commented on {number}: {comment}").format(
+                number=report.number, comment=comment
+            ),
+        )
         ctx.say(ctx._("Thank you, your comment was passed on."))

@@ -7,8 +7,22 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from handlers.i18n import Translator
+from models import Role
 from services.media import MediaLimits, MediaStorage
 from services.reports.store import Category
+
+# Whoever handles reports sees /queue; they, like residents, may report what they see.
+HANDLER_ROLES = frozenset(
+    {
+        Role.GRID_WORKER,
+        Role.PROPERTY,
+        Role.PROPERTY_HEAD,
+        Role.DEPARTMENT,
+        Role.DEPARTMENT_HEAD,
+        Role.STAFF,
+    }
+)
+REPORTER_ROLES = HANDLER_ROLES | {Role.RESIDENT}
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.flow import Notifier
 from handlers.i18n import Catalogs
-from handlers.messages import Outgoing
 from handlers.reports import cards
-from handlers.reports.dispatch import hand_over
+from handlers.reports.dispatch import escalate, hand_over
 from handlers.reports.rules import ReportRules
-from models import Person
 from services import tickets
 from services.reports import store
 from services.reports.lifecycle import Action, Capacity, Refusal
@@ -43,27 +41,33 @@ class ReportJobs:
             choice = await hand_over(
                 n, self.rules, report, action=Action.ASSIGN, capacity=Capacity.SYSTEM, level=0
             )
-            count += choice is not None
+            if choice is None:
+                continue
+            count += 1
+            await cards.tell_residents(
+                n,
+                report,
+                lambda t, report=report: t.gettext(
+                    "Your report {number} is now with {who}."
+                ).format(number=report.number, who=cards.rung_name(t, report)),
+            )
         return count
 
     async def remind(self, n: Notifier) -> int:
         reports = await store.due_reminders(n.session, n.now)
         for report in reports:
             report.reminded_at = n.now
-            assignee = await n.session.get(Person, report.assignee_id)
-            if assignee is None or report.due_at is None:
-                continue
-            t = n.translator_for(assignee)
-            n.notify(
-                assignee,
-                Outgoing(
-                    t.gettext(
-                        "Reminder: {number} ({category}) is due by {due}. Use /queue to update it."
-                    ).format(
-                        number=report.number,
-                        category=self.rules.category_name(report.category, t),
-                        due=self.rules.local(report.due_at),
-                    )
+            assert report.due_at is not None
+            due = self.rules.local(report.due_at)
+            await cards.tell(
+                n,
+                report.assignee_id,
+                lambda t, report=report, due=due: t.gettext(
+                    "Reminder: {number} ({category}) is due by {due}. Use /queue to update it."
+                ).format(
+                    number=report.number,
+                    category=self.rules.category_name(report.category, t),
+                    due=due,
                 ),
             )
         return len(reports)
@@ -71,30 +75,20 @@ class ReportJobs:
     async def escalate(self, n: Notifier) -> int:
         count = 0
         for report in await store.due_escalations(n.session, n.now):
-            previous = await n.session.get(Person, report.assignee_id)
-            choice = await hand_over(
-                n,
-                self.rules,
-                report,
-                action=Action.ESCALATE,
-                capacity=Capacity.SYSTEM,
-                level=report.escalation_level + 1,
-                note="overdue",
-            )
+            previous = report.assignee_id
+            choice = await escalate(n, self.rules, report, note="overdue", stay_at_top=False)
             if choice is None:
                 # Top of the ladder, or no one above: stays overdue on the staff's /queue.
                 report.escalate_at = None
                 continue
             count += 1
-            if previous is not None and previous.id != choice.person.id:
-                t = n.translator_for(previous)
-                n.notify(
+            if previous != choice.person.id:
+                await cards.tell(
+                    n,
                     previous,
-                    Outgoing(
-                        t.gettext("{number} is overdue and was escalated to {who}.").format(
-                            number=report.number, who=cards.rung_name(t, report)
-                        )
-                    ),
+                    lambda t, report=report: t.gettext(
+                        "{number} is overdue and was escalated to {who}."
+                    ).format(number=report.number, who=cards.rung_name(t, report)),
                 )
             await cards.tell_residents(
                 n,

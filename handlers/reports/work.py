@@ -28,6 +28,10 @@ CHOICE_ACTIONS = {
 }
 
 
+def accepted_key(report: Report) -> str:
+    return f"report:{report.id}:accepted"
+
+
 def capacity_of(roles: RoleSet, report: Report, person_id: int) -> Capacity | None:
     """In what capacity this person may act on the report's handling, if any."""
     if roles.is_staff:
@@ -112,6 +116,18 @@ class WorkFlow(Flow):
                 )
             )
 
+    async def _apply(
+        self, ctx: Context, report: Report, action: Action, capacity: Capacity, note: str = ""
+    ) -> bool:
+        """Make the move as the person who pressed; a refusal is audited and explained."""
+        moved = await store.apply(
+            ctx.session, report, action, capacity, actor_id=ctx.person.id, now=ctx.now, note=note
+        )
+        if isinstance(moved, Refusal):
+            self._say_refused(ctx, report, moved)
+            return False
+        return True
+
     async def _load(self, ctx: Context) -> tuple[Report, Action, Capacity] | None:
         """The report a step is about, re-checked: someone else may have moved it meanwhile."""
         report = await store.get(ctx.session, int(ctx.data["report_id"]))  # type: ignore[call-overload]
@@ -129,11 +145,7 @@ class WorkFlow(Flow):
     # ------------------------------------------------------------------ accept
 
     async def _accept(self, ctx: Context, report: Report, capacity: Capacity) -> None:
-        moved = await store.apply(
-            ctx.session, report, Action.ACCEPT, capacity, actor_id=ctx.person.id, now=ctx.now
-        )
-        if isinstance(moved, Refusal):
-            self._say_refused(ctx, report, moved)
+        if not await self._apply(ctx, report, Action.ACCEPT, capacity):
             return
         if capacity is Capacity.STAFF and report.assignee_id != ctx.person.id:
             report.assignee_id = ctx.person.id
@@ -144,7 +156,7 @@ class WorkFlow(Flow):
                 report.reporter_id,
                 rule.category.points,
                 reason="report.accepted",
-                key=f"report:{report.id}:accepted",
+                key=accepted_key(report),
                 now=ctx.now,
             )
         await cards.tell_residents(
@@ -244,19 +256,12 @@ class WorkFlow(Flow):
             )
             return
         ctx.finish()
-        moved = await store.apply(
-            ctx.session,
-            report,
-            Action.MARK_DUPLICATE,
-            capacity,
-            actor_id=ctx.person.id,
-            now=ctx.now,
-            note=original.number or "",
-        )
-        if isinstance(moved, Refusal):
-            self._say_refused(ctx, report, moved)
+        if not await self._apply(
+            ctx, report, Action.MARK_DUPLICATE, capacity, note=original.number or ""
+        ):
             return
         report.duplicate_of_id = original.id
+        await points.withdraw_pending(ctx.session, accepted_key(report))
         # The reporter and followers now hear about the original instead.
         await store.follow(ctx.session, original.id, report.reporter_id, ctx.now)
         for follower in await store.followers(ctx.session, report.id):
@@ -322,13 +327,11 @@ class WorkFlow(Flow):
     async def _move(
         self, ctx: Context, report: Report, action: Action, capacity: Capacity, note: str
     ) -> None:
-        moved = await store.apply(
-            ctx.session, report, action, capacity, actor_id=ctx.person.id, now=ctx.now, note=note
-        )
-        if isinstance(moved, Refusal):
-            self._say_refused(ctx, report, moved)
+        if not await self._apply(ctx, report, action, capacity, note):
             return
         if action is Action.REJECT:
+            # Accepted, passed on, then found not to be a problem: no points after all.
+            await points.withdraw_pending(ctx.session, accepted_key(report))
             await tickets.retire_for_subject(ctx.session, cards.REPORT_TICKET, report.id, ctx.now)
             await cards.tell_residents(
                 ctx.notifier,
@@ -388,17 +391,7 @@ class WorkFlow(Flow):
     async def _resolve(
         self, ctx: Context, report: Report, capacity: Capacity, note: str, data: dict[str, object]
     ) -> None:
-        moved = await store.apply(
-            ctx.session,
-            report,
-            Action.RESOLVE,
-            capacity,
-            actor_id=ctx.person.id,
-            now=ctx.now,
-            note=note,
-        )
-        if isinstance(moved, Refusal):
-            self._say_refused(ctx, report, moved)
+        if not await self._apply(ctx, report, Action.RESOLVE, capacity, note):
             return
         after = data.get("after")
         image_path = None
