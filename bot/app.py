@@ -10,6 +10,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -19,7 +20,7 @@ from bot import database
 from bot.channels.console import ConsoleChannel
 from bot.channels.telegram import MenuEntry, TelegramChannel
 from bot.config import Settings
-from bot.delivery import OutboxDispatcher
+from bot.delivery import OutboxDispatcher, Sender
 from bot.scheduler import Ticker, start_scheduler
 from bot.web import build_web_app
 from handlers.catalog import build_registry
@@ -27,6 +28,7 @@ from handlers.engine import DialogueEngine, FlowRegistry, system_clock
 from handlers.flow import CommunityRules
 from handlers.help import CANCEL_DESCRIPTION
 from handlers.i18n import Catalogs
+from handlers.messages import FileRef
 from handlers.reports.intake import Fetch, MediaIntake
 from handlers.reports.rules import CategoryRule, ReportRules
 from handlers.reports.schedule import ReportJobs
@@ -103,6 +105,10 @@ def public_menu(registry: FlowRegistry) -> list[MenuEntry]:
     return [*entries, MenuEntry("cancel", CANCEL_DESCRIPTION)]  # type: ignore[arg-type]
 
 
+class Channel(Sender, Protocol):
+    async def fetch(self, ref: FileRef, limit: int) -> bytes: ...
+
+
 @dataclass
 class Linli:
     settings: Settings
@@ -128,6 +134,11 @@ class Linli:
     @property
     def transaction(self) -> Transaction:
         return self.database.transaction
+
+    def attach(self, channel: Channel) -> None:
+        """A running channel: the outbox can send through it, intake can fetch files from it."""
+        self.dispatcher.register(channel)
+        self.fetchers[channel.name] = channel.fetch
 
     async def init(self) -> community.LoadSummary:
         """`linli init`: migrate, then create whatever of the configured structure is missing."""
@@ -177,8 +188,7 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
             public_menu(registry),
             settings.community.default_locale,
         )
-        dispatcher.register(linli.telegram)
-        fetchers[linli.telegram.name] = linli.telegram.fetch
+        linli.attach(linli.telegram)
     linli.web = build_web_app(store.engine, linli.telegram.routes() if linli.telegram else [])
     return linli
 
@@ -223,8 +233,7 @@ async def serve(linli: Linli, *, console_user: str | None = None) -> None:
             )
         elif console_user is not None:
             console = ConsoleChannel(linli.dialogue.handle, console_user)
-            linli.dispatcher.register(console)
-            linli.fetchers[console.name] = console.fetch
+            linli.attach(console)
             console_task = asyncio.create_task(console.run())
             if console.stdin.isatty():
                 # Ctrl-D ends a person's session; a closed pipe (a service manager) does not.

@@ -118,7 +118,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _chat(linli: Linli, user: str) -> int:
     console = ConsoleChannel(linli.dialogue.handle, user)
-    linli.dispatcher.register(console)
+    linli.attach(console)
     checkpoints = asyncio.create_task(linli.database.keep_checkpointing())
     try:
         await console.run()

@@ -11,8 +11,7 @@ class Dialog:
     def __init__(self, linli: Linli, channel: str = "console") -> None:
         self.linli = linli
         self.channel = CollectingChannel(linli.dialogue.handle, channel)
-        linli.dispatcher.register(self.channel)
-        linli.fetchers[channel] = self.channel.fetch
+        linli.attach(self.channel)
         self.last: dict[str, Reply] = {}
 
     async def say(self, who: str, text: str, **kw: object) -> Reply:

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.images import camera_exif, photo
 from tests.processes import linli_process, run_linli
 from tests.telegram_harness import TelegramUser, telegram_env
 from tests.telegram_stub import BotApiStub
@@ -104,3 +105,22 @@ async def test_sigkill_loses_nothing_committed(db_url: str) -> None:
             await user.press("Use", expect="You are registered in Building 4, room 403")
             second.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(second.wait(), 15) == 0
+
+
+async def test_console_chat_photo_report(db_url: str, tmp_path: Path) -> None:
+    """`/photo PATH` in `linli chat` goes through the same intake as a Telegram photo."""
+    env = clean_env(LINLI_DATABASE__URL=db_url, LINLI_REPORT__MEDIA_DIR=str(tmp_path / "media"))
+    await run_linli(env, "init")
+    code = re.search(r"code: (\S+)", await run_linli(env, "invite", "--building", "Building 2"))
+    assert code is not None
+    picture = tmp_path / "leak.jpg"
+    picture.write_bytes(photo(exif=camera_exif()))
+    script = f"/language\n2\n/start {code[1]}\n302\n1\n/photo {picture}\n1\n2\n4\n"
+    async with linli_process("chat", "--as", "amy", env=env) as process:
+        stdout, stderr = await asyncio.wait_for(process.communicate(script.encode()), 60)
+    out = stdout.decode()
+    assert process.returncode == 0, stderr.decode()
+    assert "Photo 1 of 4 received" in out and "Where the photo was taken" in out
+    assert "Anything that helps find it" in out
+    stored = [p for p in (tmp_path / "media").rglob("*") if p.is_file()]
+    assert len(stored) == 2  # the cleaned photo and its thumbnail, nothing else

@@ -114,6 +114,25 @@ CARD_ACTIONS: dict[State, tuple[tuple[str, str], ...]] = {
 }
 
 
+def media_problem(t: Translator, problem: str, rules: ReportRules) -> str:
+    """The polite answer to a file we will not keep, shared by every step that takes photos."""
+    megabytes = rules.limits.max_bytes // (1024 * 1024)
+    return {
+        "too_big": t.gettext(
+            "That file is too big (the limit is {mb} MB). Please send a smaller photo."
+        ),
+        "too_many_pixels": t.gettext(
+            "That picture is too large to handle. Please send an ordinary photo from your camera."
+        ),
+        "not_an_image": t.gettext(
+            "That file is not a photo we can read. Please send a JPEG or PNG."
+        ),
+        "broken": t.gettext("That photo seems to be damaged or incomplete. Please send it again."),
+    }.get(problem, t.gettext("We could not download that file. Please send it again.")).format(
+        mb=megabytes
+    )
+
+
 async def dispatch_card(
     notifier: Notifier,
     rules: ReportRules,

@@ -19,23 +19,6 @@ from services.reports.lifecycle import Action, Capacity
 NAME = "report"
 
 
-def media_problem_text(ctx: Context, problem: str, rules: ReportRules) -> str:
-    """The polite answer to a file we will not keep, shared by every step that takes photos."""
-    megabytes = rules.limits.max_bytes // (1024 * 1024)
-    return {
-        "too_big": ctx._(
-            "That file is too big (the limit is {mb} MB). Please send a smaller photo."
-        ),
-        "too_many_pixels": ctx._(
-            "That picture is too large to handle. Please send an ordinary photo from your camera."
-        ),
-        "not_an_image": ctx._("That file is not a photo we can read. Please send a JPEG or PNG."),
-        "broken": ctx._("That photo seems to be damaged or incomplete. Please send it again."),
-    }.get(problem, ctx._("We could not download that file. Please send it again.")).format(
-        mb=megabytes
-    )
-
-
 class ReportFlow(Flow):
     name = NAME
     command = "report"
@@ -95,7 +78,7 @@ class ReportFlow(Flow):
             await self._next(ctx, "category")
             return
         if incoming.kind in (Kind.PHOTO, Kind.VOICE) and incoming.media_problem:
-            ctx.say(media_problem_text(ctx, incoming.media_problem, self.rules))
+            ctx.say(cards.media_problem(ctx.t, incoming.media_problem, self.rules))
             self._ask_photos(ctx, ctx._("You can send another photo, or continue."))
             return
         media = incoming.media

@@ -8,7 +8,6 @@ from handlers.flow import Context, Flow
 from handlers.messages import Kind, Outgoing
 from handlers.reports import cards
 from handlers.reports.dispatch import hand_over
-from handlers.reports.new_report import media_problem_text
 from handlers.reports.rules import ReportRules
 from models import Person, Report
 from services import points, tickets
@@ -289,7 +288,7 @@ class WorkFlow(Flow):
             ctx.ask(NAME, "note", self._resolve_prompt(ctx), data={"after": None})
             return
         if incoming.kind is Kind.PHOTO and incoming.media_problem:
-            ctx.say(media_problem_text(ctx, incoming.media_problem, self.rules))
+            ctx.say(cards.media_problem(ctx.t, incoming.media_problem, self.rules))
             return
         if incoming.kind is Kind.PHOTO and incoming.media is not None:
             media = incoming.media
