@@ -57,7 +57,6 @@ def community_rules(settings: Settings) -> CommunityRules:
     return CommunityRules(
         name=settings.community.name,
         default_locale=settings.community.default_locale,
-        timezone=settings.community.timezone,
         approval=settings.community.approval,
         flow_timeout_minutes=settings.dialogue.flow_timeout_minutes,
         max_text_length=settings.dialogue.max_text_length,

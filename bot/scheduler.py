@@ -63,9 +63,19 @@ class Ticker:
                 report.expired_conversations = await conversations.purge_expired(session, now)
                 report.pruned_update_keys = await updates.prune(session, now - KEEP_UPDATE_KEYS)
                 for job in self.jobs:
-                    report.jobs_done += await job(session, now)
+                    report.jobs_done += await self._run_job(session, job, now)
         report.sent = await self.dispatcher.run_once()
         return report
+
+    @staticmethod
+    async def _run_job(session: AsyncSession, job: Job, now: datetime) -> int:
+        """A failing job rolls back alone: housekeeping and outbox delivery still happen."""
+        try:
+            async with session.begin_nested():
+                return await job(session, now)
+        except Exception:
+            log.exception("tick job %r failed", job)
+            return 0
 
     async def safe_tick(self) -> None:
         try:

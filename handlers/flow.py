@@ -33,7 +33,6 @@ class CommunityRules:
 
     name: str
     default_locale: str
-    timezone: str
     approval: str
     flow_timeout_minutes: int
     max_text_length: int

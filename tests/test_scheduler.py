@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import Linli
 from bot.scheduler import TICK_LOCK_KEY
@@ -54,3 +57,24 @@ async def test_only_the_lock_holder_does_housekeeping(linli: Linli) -> None:
         assert not (await linli.ticker.tick()).leader
         await other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": TICK_LOCK_KEY})
     assert (await linli.ticker.tick()).leader
+
+
+async def test_a_failing_job_does_not_stop_the_rest_of_the_tick(
+    linli: Linli, clock: FakeClock
+) -> None:
+    async def broken(session: AsyncSession, now: datetime) -> int:
+        await people.identify(session, "console", "ghost")  # written, then rolled back
+        raise RuntimeError("a bug in one feature's job")
+
+    platform = FlakyPlatform()
+    platform.failures_left = 0
+    linli.dispatcher.register(platform)
+    linli.ticker.jobs.insert(0, broken)
+    async with linli.sessions() as session, session.begin():
+        person = await people.identify(session, "console", "nan", private_chat_id="nan")
+        outbox.enqueue(session, person.id, Outgoing("still delivered").to_dict(), clock())
+    report = await linli.ticker.tick()
+    assert report.leader and report.sent == 1
+    assert platform.delivered == [("nan", "still delivered")]
+    async with linli.sessions() as session:
+        assert await people.by_identity(session, "console", "ghost") is None

@@ -260,12 +260,11 @@ class WorkFlow(Flow):
         ):
             return
         report.duplicate_of_id = original.id
-        await points.withdraw_pending(ctx.session, accepted_key(report))
+        await self._closed_unfixed(ctx, report)
         # The reporter and followers now hear about the original instead.
         await store.follow(ctx.session, original.id, report.reporter_id, ctx.now)
         for follower in await store.followers(ctx.session, report.id):
             await store.follow(ctx.session, original.id, follower.id, ctx.now)
-        await tickets.retire_for_subject(ctx.session, cards.REPORT_TICKET, report.id, ctx.now)
         await cards.tell_residents(
             ctx.notifier,
             report,
@@ -329,9 +328,7 @@ class WorkFlow(Flow):
         if not await self._apply(ctx, report, action, capacity, note):
             return
         if action is Action.REJECT:
-            # Accepted, passed on, then found not to be a problem: no points after all.
-            await points.withdraw_pending(ctx.session, accepted_key(report))
-            await tickets.retire_for_subject(ctx.session, cards.REPORT_TICKET, report.id, ctx.now)
+            await self._closed_unfixed(ctx, report)
             await cards.tell_residents(
                 ctx.notifier,
                 report,
@@ -350,6 +347,12 @@ class WorkFlow(Flow):
             ),
         )
         await self._card_again(ctx, report, ctx._("Sent to the resident. Next:"))
+
+    async def _closed_unfixed(self, ctx: Context, report: Report) -> None:
+        """Rejected or a duplicate: its cards go stale, and points are owed only for a report
+        that stays accepted (accepted, passed on, then found not to be a problem: none)."""
+        await points.withdraw_pending(ctx.session, accepted_key(report))
+        await tickets.retire_for_subject(ctx.session, cards.REPORT_TICKET, report.id, ctx.now)
 
     async def _reassign(
         self, ctx: Context, report: Report, capacity: Capacity, note: str, data: dict[str, object]
