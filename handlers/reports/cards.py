@@ -15,7 +15,7 @@ from handlers.reports.rules import ReportRules
 from models import Building, Person, Report
 from services import people
 from services.reports import routing, store
-from services.reports.lifecycle import State
+from services.reports.lifecycle import FINAL_STATES, State
 
 REPORT_TICKET = "report"
 RATING_TICKET = "report_rating"
@@ -48,23 +48,31 @@ def rung_name(t: Translator, report: Report) -> str:
     return t.gettext(RUNG_NAMES[routing.rung(report.owner, report.escalation_level)])
 
 
-def where(t: Translator, report: Report, building_name: str | None) -> str:
-    if report.place:
-        place = report.place
-    elif building_name:
-        place = building_name
-    else:
-        place = t.gettext("location sent")
-    if report.latitude is not None and report.longitude is not None:
-        place += f" (📍 {report.latitude:.5f}, {report.longitude:.5f})"
-    return place
+def place_label(
+    t: Translator,
+    place: str | None,
+    building: str | None,
+    location: tuple[float, float] | None,
+) -> str:
+    """A shared place, else the building, with the pin when there is one: drafts and reports."""
+    label = place or building or t.gettext("location sent")
+    if location is not None:
+        label += f" (📍 {location[0]:.5f}, {location[1]:.5f})"
+    return label
 
 
-async def building_name(notifier: Notifier, report: Report) -> str | None:
-    if report.building_id is None:
-        return None
-    building = await notifier.session.get(Building, report.building_id)
-    return building.name if building else None
+async def where(notifier: Notifier, t: Translator, report: Report) -> str:
+    building = (
+        await notifier.session.get(Building, report.building_id)
+        if report.building_id is not None
+        else None
+    )
+    location = (
+        (report.latitude, report.longitude)
+        if report.latitude is not None and report.longitude is not None
+        else None
+    )
+    return place_label(t, report.place, building.name if building else None, location)
 
 
 def summary_line(t: Translator, rules: ReportRules, report: Report, place: str) -> str:
@@ -92,7 +100,7 @@ def details(t: Translator, rules: ReportRules, report: Report, place: str) -> li
     return lines
 
 
-_DONE = frozenset({State.RESOLVED, State.CLOSED, State.REJECTED, State.DUPLICATE})
+_DONE = FINAL_STATES | {State.RESOLVED}
 
 # Which buttons a dispatch card carries in each state.
 CARD_ACTIONS: dict[State, tuple[tuple[str, str], ...]] = {
@@ -145,7 +153,7 @@ async def dispatch_card(
 ) -> Outgoing:
     """The card someone handling the report works from: photo, facts, and the next moves."""
     t = notifier.translator_for(reader)
-    place = where(t, report, await building_name(notifier, report))
+    place = await where(notifier, t, report)
     lines = [headline, "", *details(t, rules, report, place)]
     if for_staff:
         reporter = await people.with_household(notifier.session, report.reporter_id)

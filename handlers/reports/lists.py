@@ -45,7 +45,7 @@ class MyReportsFlow(Flow):
             return
         lines = [ctx._("Your reports (and the ones you follow):")]
         for report in reports:
-            place = cards.where(ctx.t, report, await cards.building_name(ctx.notifier, report))
+            place = await cards.where(ctx.notifier, ctx.t, report)
             lines.append("• " + cards.summary_line(ctx.t, self.rules, report, place))
         ctx.ask(
             self.name,
@@ -60,7 +60,7 @@ class MyReportsFlow(Flow):
             ctx.finish()
             ctx.say(ctx._("Press one of the report numbers above, or send /cancel."))
             return
-        place = cards.where(ctx.t, report, await cards.building_name(ctx.notifier, report))
+        place = await cards.where(ctx.notifier, ctx.t, report)
         lines = cards.details(ctx.t, self.rules, report, place)
         lines.append("")
         for event in await store.timeline(ctx.session, report.id):
@@ -114,7 +114,7 @@ class QueueFlow(Flow):
         ctx.ask(self.name, "pick", "\n".join(lines), options=options)
 
     async def _line(self, ctx: Context, report: Report) -> str:
-        place = cards.where(ctx.t, report, await cards.building_name(ctx.notifier, report))
+        place = await cards.where(ctx.notifier, ctx.t, report)
         line = cards.summary_line(ctx.t, self.rules, report, place)
         if report.due_at is not None:
             if report.due_at <= ctx.now:

@@ -290,7 +290,7 @@ class ReportFlow(Flow):
         lines = [ctx._("Someone may have reported this already:")]
         options: list[tuple[str, str]] = []
         for report in similar:
-            place = cards.where(ctx.t, report, await cards.building_name(ctx.notifier, report))
+            place = await cards.where(ctx.notifier, ctx.t, report)
             lines.append(
                 "• "
                 + cards.summary_line(ctx.t, self.rules, report, place)
@@ -363,15 +363,13 @@ class ReportFlow(Flow):
 
     def _place_label(self, ctx: Context) -> str:
         data = ctx.data
-        label = str(
-            data.get("place")
-            or (data.get("home_name") if data.get("building_id") else "")
-            or ctx._("location sent")
-        )
         location = data.get("location")
-        if isinstance(location, list):
-            label += f" (📍 {location[0]:.5f}, {location[1]:.5f})"
-        return label
+        return cards.place_label(
+            ctx.t,
+            str(data["place"]) if data.get("place") else None,
+            str(data["home_name"]) if data.get("building_id") else None,
+            (float(location[0]), float(location[1])) if isinstance(location, list) else None,
+        )
 
     async def step_confirm(self, ctx: Context) -> None:
         if ctx.choice == "submit":

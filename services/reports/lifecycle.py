@@ -50,6 +50,8 @@ OPEN_STATES = frozenset(
     {State.SUBMITTED, State.ASSIGNED, State.IN_PROGRESS, State.REOPENED, State.RESOLVED}
 )
 FINAL_STATES = frozenset({State.CLOSED, State.REJECTED, State.DUPLICATE})
+# Open and still someone's job: resolved reports wait for the reporter, not the handler.
+HANDLING_STATES = OPEN_STATES - {State.RESOLVED}
 
 # (from, action) → to. Anything not listed is refused.
 TRANSITIONS: dict[tuple[State, Action], State] = {

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Person, Report, Role
 from services import people
-from services.reports.lifecycle import OPEN_STATES, State
+from services.reports.lifecycle import HANDLING_STATES
 
 # Rung names double as the msgid keys handlers translate ("grid_worker" → 网格员 …).
 GRID_WORKER = "grid_worker"
@@ -36,8 +36,6 @@ _RUNG_ROLES = {
     DEPARTMENT: Role.DEPARTMENT,
     DEPARTMENT_HEAD: Role.DEPARTMENT_HEAD,
 }
-# Being handled by someone: what counts towards a person's load.
-_BUSY = [s.value for s in OPEN_STATES - {State.RESOLVED}]
 
 
 def owner_kind(owner: str) -> str:
@@ -91,7 +89,9 @@ async def choose(
 async def open_load(session: AsyncSession, person_ids: list[int]) -> dict[int, int]:
     rows = await session.execute(
         select(Report.assignee_id, func.count())
-        .where(Report.assignee_id.in_(person_ids), Report.state.in_(_BUSY))
+        .where(
+            Report.assignee_id.in_(person_ids), Report.state.in_([s.value for s in HANDLING_STATES])
+        )
         .group_by(Report.assignee_id)
     )
     return {assignee: count for assignee, count in rows.all()}

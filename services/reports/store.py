@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import Person, Report, ReportEvent, ReportFollower, ReportMedia
 from services import audit
 from services.reports.lifecycle import (
+    HANDLING_STATES,
     OPEN_STATES,
     Action,
     Capacity,
@@ -273,14 +274,11 @@ class QueueScope:
     owners: frozenset[str] = frozenset()  # Report.owner labels: property, department:<name>
 
 
-HANDLED_STATES = [s.value for s in OPEN_STATES if s is not State.RESOLVED]
-
-
 async def queue(
     session: AsyncSession, scope: QueueScope, which: str, now: datetime, limit: int = 10
 ) -> list[Report]:
     """which: open (being handled), overdue (past due), mine (assigned to this person)."""
-    query = select(Report).where(Report.state.in_(HANDLED_STATES))
+    query = select(Report).where(Report.state.in_([s.value for s in HANDLING_STATES]))
     if which == "mine":
         query = query.where(Report.assignee_id == scope.person_id)
     elif not scope.everything:
@@ -303,7 +301,7 @@ async def due_reminders(session: AsyncSession, now: datetime) -> list[Report]:
         Report.remind_at <= now,
         Report.reminded_at.is_(None),
         Report.assignee_id.is_not(None),
-        Report.state.in_(HANDLED_STATES),
+        Report.state.in_([s.value for s in HANDLING_STATES]),
     )
     return list((await session.scalars(query.order_by(Report.id))).all())
 
