@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 locales/%/LC_MESSAGES/messages.mo: locales/%/LC_MESSAGES/messages.po $(STAMP)
 	$(BIN)/pybabel compile -d locales -D messages -l $*
 
+# Optional: without an up-to-date .mo the bot compiles the .po at start-up (handlers/i18n.py),
+# which is how an installed wheel, which ships the .po files only, speaks Chinese.
 compile-catalogs: locales/zh_CN/LC_MESSAGES/messages.mo locales/en/LC_MESSAGES/messages.mo
 
 run: $(STAMP) compile-catalogs

@@ -16,7 +16,7 @@ import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
-from bot import database
+from bot import database, logs
 from bot.channels.console import ConsoleChannel
 from bot.channels.telegram import MenuEntry, TelegramChannel
 from bot.config import Settings
@@ -36,6 +36,8 @@ from models import Role
 from services import community
 from services.community import CommunitySpec, GridSpec
 from services.media import LocalStorage
+from services.media.garbage import MediaCollector
+from services.reports import store as report_store
 from services.reports.store import Category
 from services.sql import Transaction
 
@@ -143,14 +145,26 @@ class Linli:
         """`linli init`: migrate, then create whatever of the configured structure is missing."""
         await database.migrate(self.db)
         async with self.transaction() as session:
-            return await community.load_structure(session, community_spec(self.settings))
+            summary = await community.load_structure(session, community_spec(self.settings))
+            # The tick skips these (handlers/reports/schedule.py): say so once, at start-up.
+            configured = [c.code for c in self.settings.report.categories]
+            for report in await report_store.open_outside(session, configured):
+                log.warning(
+                    "open report %s has category %r, which is no longer configured; "
+                    "it is neither dispatched nor escalated until it is back in [[report.categories]]",
+                    report.number,
+                    report.category,
+                )
+            return summary
 
     async def close(self) -> None:
         await self.dispatcher.drain()
+        await self.dialogue.receipts.close()
         await self.database.close()
 
 
 def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock) -> Linli:
+    logs.keep_private()
     store = database.Database(
         database.create_engine(settings.database.url, echo=settings.database.echo)
     )
@@ -166,7 +180,13 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
         community_rules(settings),
         clock=clock,
         after_commit=dispatcher.kick,
-        intake=MediaIntake(reports.storage, fetchers, reports.limits, reports.max_voice_bytes),
+        intake=MediaIntake(
+            reports.storage,
+            fetchers,
+            reports.limits,
+            reports.max_voice_bytes,
+            max_concurrent_decodes=settings.report.max_concurrent_decodes,
+        ),
     )
     jobs = ReportJobs(reports, catalogs, settings.community.default_locale)
     linli = Linli(
@@ -176,7 +196,9 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
         registry=registry,
         dialogue=dialogue,
         dispatcher=dispatcher,
-        ticker=Ticker(store.transaction, dispatcher, clock, jobs=[jobs]),
+        ticker=Ticker(
+            store.transaction, dispatcher, clock, jobs=[jobs, MediaCollector(reports.storage)]
+        ),
         fetchers=fetchers,
     )
     if settings.telegram.token:

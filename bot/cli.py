@@ -12,12 +12,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import uvloop
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import database
-from bot.app import Linli, assemble, serve
+from bot.app import Linli, assemble, report_rules, serve
 from bot.channels.console import ConsoleChannel
 from bot.channels.telegram import deep_link
 from bot.config import ConfigError, Settings, load_settings
+from handlers.flow import Notifier
+from handlers.i18n import CatalogError
+from handlers.reports.dispatch import HandedOn, hand_on_uncovered
 from models import Person, Role, RoleAssignment
 from services import audit, community, invites, people
 from services.people import Grant
@@ -83,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"linli: {exc}", file=sys.stderr)
         return 2
+    except CatalogError as exc:
+        # A broken installation: speaking English to everyone instead would go unnoticed.
+        print(f"linli: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -222,6 +230,7 @@ async def _admin(linli: Linli, args: argparse.Namespace) -> int:
             raise UsageError("building_head needs --building")
         if role is Role.GRID_WORKER and grant.grid_id is None:
             raise UsageError("grid_worker needs --grid")
+        handed: list[HandedOn] = []
         if args.action == "grant":
             person = await people.identify(session, channel, str(external_id))
             changed = await people.grant(session, person.id, grant)
@@ -231,6 +240,7 @@ async def _admin(linli: Linli, args: argparse.Namespace) -> int:
                 raise UsageError(f"no person with {channel} id {external_id}")
             person = found
             changed = await people.revoke(session, person.id, grant)
+            handed = await _hand_on_reports(linli, session, person.id)
         await audit.record(
             session,
             f"role.{args.action}",
@@ -242,8 +252,27 @@ async def _admin(linli: Linli, args: argparse.Namespace) -> int:
             department=args.department,
             changed=changed,
         )
-    print(f"{args.action} {role.value}: person {person.id}" + ("" if changed else " (no change)"))
+    unchanged = "already held" if args.action == "grant" else "not held"
+    print(
+        f"{args.action} {role.value}: person {person.id}"
+        + ("" if changed else f"; nothing changed ({unchanged})")
+    )
+    for item in handed:
+        print(
+            f"handed on {item.number} to person {item.to.person.id}"
+            if item.to is not None
+            else f"kept {item.number}: nobody else can take it"
+        )
     return 0
+
+
+async def _hand_on_reports(linli: Linli, session: AsyncSession, person_id: int) -> list[HandedOn]:
+    """The reports a revoked person no longer covers go to someone else, who gets a card; the
+    person and the residents are told through the outbox (sent by the running bot)."""
+    notifier = Notifier(
+        session, linli.catalogs, linli.settings.community.default_locale, datetime.now(UTC)
+    )
+    return await hand_on_uncovered(notifier, report_rules(linli.settings), person_id)
 
 
 def _person_line(person: Person) -> str:

@@ -7,6 +7,7 @@ environment, so a test can build any configuration it needs without touching glo
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -27,6 +29,8 @@ from pydantic_settings import (
 )
 
 DEFAULT_CONFIG = Path("bot.toml")
+# What Telegram accepts as a webhook's secret_token.
+WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 ENV_PREFIX = "LINLI_"
 
 
@@ -56,8 +60,18 @@ class TelegramSettings(_Section):
     file_base_url: str = "https://api.telegram.org/file/bot"
     mode: Literal["polling", "webhook"] = "polling"
     webhook_url: str = ""
-    webhook_secret: str = ""
+    # Telegram sends it with every webhook POST; the route refuses a POST without it.
+    webhook_secret: str = Field(default="", validate_default=True)
     poll_timeout: int = Field(default=10, ge=0, le=50)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _secret_for_webhook(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("mode") == "webhook" and not WEBHOOK_SECRET.fullmatch(value):
+            raise ValueError(
+                "webhook mode needs a secret of 1-256 characters from A-Z, a-z, 0-9, _ and -"
+            )
+        return value
 
 
 class WebSettings(_Section):
@@ -139,6 +153,8 @@ class ReportSettings(_Section):
     duplicate_phash_distance: int = Field(default=10, ge=0, le=64)
     autoclose_days: int = Field(default=7, ge=1)
     reminder_fraction: float = Field(default=0.75, gt=0, lt=1)
+    # Photos fetched and decoded at once (handlers/reports/intake.py); each may take ~150 MB.
+    max_concurrent_decodes: int = Field(default=2, ge=1)
 
     @field_validator("categories")
     @classmethod

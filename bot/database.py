@@ -10,13 +10,14 @@ from contextlib import asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession  # re-exported for typing
 
@@ -41,14 +42,19 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An engine tuned per DESIGN.md "Scale": SQLite gets WAL and BEGIN IMMEDIATE."""
     common: dict[str, Any] = {
         "echo": echo,
+        # Parameters hold names, descriptions and conversation data: never in a log line or
+        # in an error's text (DESIGN.md "Security"). Ids in the log find the row.
+        "hide_parameters": True,
         "json_serializer": _json_dumps,
         "json_deserializer": orjson.loads,
     }
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(
+        engine = create_async_engine(
             parsed, pool_size=10, max_overflow=10, pool_pre_ping=True, **common
         )
+        event.listen(engine.sync_engine, "handle_error", _withhold_row_values)
+        return engine
     path = sqlite_file(parsed)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +68,18 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     )
     _tune_sqlite(engine)
     return engine
+
+
+def _withhold_row_values(context: ExceptionContext) -> None:
+    """PostgreSQL's DETAIL quotes the failing row or key ("Failing row contains (…)"), and it
+    would reach the log through the error's traceback: drop it, the constraint's name stays."""
+    error: BaseException | None = context.original_exception
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, asyncpg.PostgresError):
+            error.detail = None  # type: ignore[attr-defined]
+        error = error.__cause__ or error.__context__
 
 
 def _json_dumps(value: object) -> str:

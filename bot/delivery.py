@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from handlers.messages import Outgoing
@@ -19,10 +20,29 @@ class RecipientBlocked(Exception):
     """The person blocked the bot or left; retrying will not help."""
 
 
+class RateLimited(Exception):
+    """The platform asked us to wait (Telegram's 429), and no part of the message went out.
+
+    Not a failure: the same message is sent again after `retry_after` seconds, at no attempt's
+    cost.
+    """
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limited: retry after {retry_after:g} s")
+        self.retry_after = retry_after
+
+
 class Sender(Protocol):
     name: str
 
     async def send(self, chat_id: str, message: Outgoing) -> None: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # as outbox.settle takes it
+    error: str | None = None
+    retry_at: datetime | None = None
 
 
 class OutboxDispatcher:
@@ -34,6 +54,8 @@ class OutboxDispatcher:
         self.transaction = transaction
         self.clock = clock
         self.senders: dict[str, Sender] = {}
+        # A channel that answered 429 gets nothing more from us until this time.
+        self.paused_until: dict[str, datetime] = {}
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[int]] = set()
 
@@ -57,27 +79,48 @@ class OutboxDispatcher:
                 deliveries = await outbox.claim(session, self.clock())
             sent = 0
             for delivery in deliveries:
-                status, error = await self._deliver(delivery)
-                sent += status == "sent"
+                outcome = await self._deliver(delivery)
+                sent += outcome.status == "sent"
                 async with self.transaction() as session:
-                    await outbox.settle(session, delivery.message_id, status, self.clock(), error)
+                    await outbox.settle(
+                        session,
+                        delivery.message_id,
+                        outcome.status,
+                        self.clock(),
+                        outcome.error,
+                        retry_at=outcome.retry_at,
+                    )
             return sent
 
-    async def _deliver(self, delivery: outbox.Delivery) -> tuple[str, str | None]:
+    async def _deliver(self, delivery: outbox.Delivery) -> Outcome:
         message = Outgoing.from_dict(delivery.payload)
         reachable = [(c, chat) for c, chat in delivery.identities if c in self.senders]
         if not reachable:
-            return "unreachable", "no private chat on a running channel"
+            return Outcome("unreachable", "no private chat on a running channel")
         last_error: str | None = None
         for channel, chat_id in reachable:
+            paused = self.paused_until.get(channel)
+            if paused is not None and paused > self.clock():
+                # Waiting out a 429: the rest of the batch is not sent through this channel.
+                return Outcome("deferred", last_error or "waiting out a rate limit", paused)
             try:
                 await self.senders[channel].send(chat_id, message)
-                return "sent", None
+                return Outcome("sent")
             except RecipientBlocked as exc:
                 last_error = f"blocked: {exc}"
+            except RateLimited as exc:
+                until = self.clock() + timedelta(seconds=exc.retry_after)
+                self.paused_until[channel] = until
+                log.warning(
+                    "outbox rate limited id=%s channel=%s retry_after=%ss",
+                    delivery.message_id,
+                    channel,
+                    exc.retry_after,
+                )
+                return Outcome("deferred", str(exc), until)
             except Exception as exc:
                 log.warning(
                     "outbox send failed id=%s channel=%s: %s", delivery.message_id, channel, exc
                 )
-                return "failed", str(exc)
-        return "blocked", last_error
+                return Outcome("failed", str(exc))
+        return Outcome("blocked", last_error)

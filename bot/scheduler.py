@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.delivery import OutboxDispatcher
+from bot.replies import LeftReplies
 from services import conversations, updates
 from services.sql import Transaction, is_postgres
 
@@ -34,6 +35,7 @@ class TickReport:
     pruned_update_keys: int = 0
     jobs_done: int = 0
     sent: int = 0
+    replies_resent: int = 0
 
 
 class Ticker:
@@ -49,6 +51,7 @@ class Ticker:
         self.dispatcher = dispatcher
         self.clock = clock
         self.jobs = list(jobs)
+        self.left_replies = LeftReplies(transaction, dispatcher.senders, clock)
 
     async def tick(self) -> TickReport:
         now = self.clock()
@@ -64,6 +67,8 @@ class Ticker:
                 report.pruned_update_keys = await updates.prune(session, now - KEEP_UPDATE_KEYS)
                 for job in self.jobs:
                     report.jobs_done += await self._run_job(session, job, now)
+        if report.leader:
+            report.replies_resent = await self.left_replies.run_once()
         report.sent = await self.dispatcher.run_once()
         return report
 
@@ -83,7 +88,7 @@ class Ticker:
         except Exception:
             log.exception("tick failed")
             return
-        if report.expired_conversations or report.jobs_done or report.sent:
+        if report.expired_conversations or report.jobs_done or report.sent or report.replies_resent:
             log.info("tick %s", report)
 
 

@@ -15,6 +15,8 @@ class PendingFlow(Flow):
     command = "pending"
     description = N_("Registrations waiting for your approval")
     roles = frozenset({Role.BUILDING_HEAD, Role.STAFF})
+    # Applicants' names and rooms: never in a group (DESIGN.md "Security").
+    private_only = True
 
     async def begin(self, ctx: Context, args: str) -> None:
         roles = await ctx.roles()

@@ -7,6 +7,7 @@ domain change. A step that raises rolls everything back and the person gets an a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -18,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from handlers.flow import STEP_PREFIX, TICKET_PREFIX, CommunityRules, Context, Flow, TicketHandler
-from handlers.i18n import Catalogs, match_locale
+from handlers.i18n import N_, Catalogs, Translator, match_locale
 from handlers.messages import Incoming, Kind, Outgoing, Reply
-from services import audit, conversations, people, tickets
+from services import audit, conversations, people, replies, tickets, updates
 from services.sql import Transaction
 
 log = logging.getLogger("linli.engine")
@@ -29,6 +30,12 @@ Clock = Callable[[], datetime]
 PAYLOAD_PATTERN = re.compile(r"^([st])([A-Za-z0-9_-]{4,16})\.(\d{1,2})$")
 # /start parameters that open a flow instead of redeeming an invite (for group deep links).
 GO_PREFIX = "go_"
+# An update that lost a race for its conversation is run again on the state that won.
+STALE_ATTEMPTS = 3
+MEDIA_KINDS = (Kind.PHOTO, Kind.VOICE)
+# Replies the engine did not keep (nothing committed), so there is nothing to forget.
+UNKEPT_OUTCOMES = frozenset({"duplicate", "error", "conflict"})
+EXPIRED = N_("This button has expired. Nothing was changed.")
 
 
 def system_clock() -> datetime:
@@ -55,6 +62,44 @@ class FlowRegistry:
         return (f for f in self.flows.values() if f.command)
 
 
+class SentReceipts:
+    """Forgets replies once sent, in batches: one small write transaction for many updates."""
+
+    def __init__(self, transaction: Transaction, delay: float = 0.2) -> None:
+        self.transaction = transaction
+        self.delay = delay
+        self._keys: list[tuple[str, str]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def __contains__(self, item: tuple[str, str]) -> bool:
+        """Sent, but not forgotten in the database yet."""
+        return item in self._keys
+
+    def add(self, channel: str, key: str) -> None:
+        self._keys.append((channel, key))
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(self.delay)
+        await self.flush()
+
+    async def flush(self) -> None:
+        while self._keys:
+            keys, self._keys = self._keys[:500], self._keys[500:]
+            try:
+                async with self.transaction() as session:
+                    await replies.forget(session, keys)
+            except Exception:
+                # Kept replies are sent again later: a duplicate message, never a lost one.
+                log.exception("could not forget %d sent replies", len(keys))
+
+    async def close(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        await self.flush()
+
+
 class DialogueEngine:
     def __init__(
         self,
@@ -73,18 +118,34 @@ class DialogueEngine:
         self.rules = rules
         self.clock = clock
         self.after_commit = after_commit
-        # Media is fetched and processed before the transaction (handlers/reports/intake.py).
+        # Media is fetched and processed before the transaction (handlers/reports/intake.py),
+        # and only for a sender who may send it at their current step.
         self.intake = intake
+        self.receipts = SentReceipts(transaction)
 
     async def handle(self, incoming: Incoming) -> Reply:
         started = time.perf_counter()
         reply = Reply()
         notified = False
         try:
-            if self.intake is not None:
+            if self.intake is not None and await self._expects_media(incoming):
                 incoming = await self.intake(incoming)
-            async with self.transaction() as session:
-                reply, notified = await self._handle(session, incoming)
+            for attempt in range(1, STALE_ATTEMPTS + 1):
+                try:
+                    async with self.transaction() as session:
+                        reply, notified = await self._handle(session, incoming)
+                    break
+                except conversations.StaleConversation:
+                    log.info(
+                        "stale conversation channel=%s key=%s attempt=%d",
+                        incoming.channel,
+                        incoming.update_key,
+                        attempt,
+                    )
+            else:
+                reply = Reply(
+                    [Outgoing(self._translator(incoming).gettext(EXPIRED))], outcome="conflict"
+                )
         except Exception:
             log.exception(
                 "update failed channel=%s key=%s chat=%s",
@@ -92,9 +153,7 @@ class DialogueEngine:
                 incoming.update_key,
                 incoming.chat.chat_id,
             )
-            t = self.catalogs.get(
-                match_locale(incoming.sender.language_code, self.rules.default_locale)
-            )
+            t = self._translator(incoming)
             reply = Reply(
                 [Outgoing(t.gettext("Sorry, something went wrong on our side. Please try again."))],
                 flow=reply.flow,
@@ -111,7 +170,40 @@ class DialogueEngine:
         )
         if notified and self.after_commit is not None:
             await self.after_commit()
+        key = incoming.update_key
+        if key is not None and reply.messages and reply.outcome not in UNKEPT_OUTCOMES:
+            channel = incoming.channel
+            reply.receipt = lambda: self.receipts.add(channel, key)
         return reply
+
+    def _translator(self, incoming: Incoming) -> Translator:
+        return self.catalogs.get(
+            match_locale(incoming.sender.language_code, self.rules.default_locale)
+        )
+
+    async def _expects_media(self, incoming: Incoming) -> bool:
+        """Is a photo or voice note from this sender wanted now? Nothing is fetched otherwise
+        (DESIGN.md "Security"): not for strangers, not for a redelivery, not at a step that
+        asks for something else. A read before the update's own transaction."""
+        if incoming.kind not in MEDIA_KINDS or not incoming.chat.private:
+            return False
+        async with self.transaction() as session:
+            key = incoming.update_key
+            if key is not None and await updates.seen(session, incoming.channel, key):
+                return False
+            found = await people.peek(
+                session, incoming.channel, incoming.sender.external_id, incoming.chat.chat_id
+            )
+            if found is None:
+                return False
+            person_id, stored = found
+            if stored is not None and not stored.expired(self.clock()):
+                flow = self.registry.flows.get(stored.state.flow)
+                return flow is not None and stored.state.step in flow.media_steps
+            photo_flow = self.registry.photo_flow
+            return photo_flow is not None and photo_flow.allows(
+                await people.roles_of(session, person_id)
+            )
 
     async def _handle(self, session: AsyncSession, incoming: Incoming) -> tuple[Reply, bool]:
         now = self.clock()
@@ -129,6 +221,15 @@ class DialogueEngine:
             locale=locale,
         )
         if arrival is None:
+            key = incoming.update_key
+            kept = (
+                await replies.kept(session, incoming.channel, key)
+                if key is not None and (incoming.channel, key) not in self.receipts
+                else None
+            )
+            if kept:
+                # Handled before, but its answer may never have left: say it again.
+                return Reply([Outgoing.from_dict(m) for m in kept], outcome="resent"), False
             return Reply(outcome="duplicate"), False
         person, stored = arrival.person, arrival.conversation
         state = stored.state if stored is not None else None
@@ -148,10 +249,20 @@ class DialogueEngine:
         if ctx.state is not None:
             reply.flow, reply.step = ctx.state.flow, ctx.state.step
         state_after = ctx.state
+        key = incoming.update_key
 
         def epilogue(sync: Session) -> None:
             connection = sync.connection()
             person.save(connection)
+            if key is not None and ctx.replies:
+                replies.keep(
+                    connection,
+                    channel=incoming.channel,
+                    key=key,
+                    chat_id=incoming.chat.chat_id,
+                    messages=[m.to_dict() for m in ctx.replies],
+                    now=now,
+                )
             conversations.save(
                 connection,
                 stored,
@@ -296,5 +407,5 @@ class DialogueEngine:
 
     @staticmethod
     def _expired(ctx: Context, outcome: str) -> str:
-        ctx.say(ctx._("This button has expired. Nothing was changed."))
+        ctx.say(ctx._(EXPIRED))
         return outcome

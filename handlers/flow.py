@@ -210,6 +210,8 @@ class Flow:
     # None: anyone, registered or not. Admins may always.
     roles: ClassVar[frozenset[Role] | None] = None
     private_only: ClassVar[bool] = False
+    # Steps that ask for a photo or a voice note: only there is media fetched and decoded.
+    media_steps: ClassVar[frozenset[str]] = frozenset()
 
     def allows(self, roles: RoleSet) -> bool:
         return self.roles is None or Role.ADMIN in roles.roles or roles.any_of(self.roles)

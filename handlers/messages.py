@@ -7,6 +7,7 @@ platform object. Everything here is plain data so it can be serialised into the 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -141,3 +142,11 @@ class Reply:
     flow: str = "-"
     step: str = "-"
     outcome: str = "ok"
+    # Set by the engine when the messages are kept until sent (services/replies.py).
+    receipt: Callable[[], None] | None = None
+
+    def sent(self) -> None:
+        """The channel calls this once every message reached the platform."""
+        if self.receipt is not None:
+            self.receipt()
+            self.receipt = None

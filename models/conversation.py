@@ -27,6 +27,8 @@ class Conversation(Base):
     nonce: Mapped[str] = mapped_column(String(16))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     choices: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Bumped by every save; a save that finds another version lost a race and changes nothing.
+    version: Mapped[int] = mapped_column(default=0, server_default="0")
     expires_at: Mapped[datetime]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -39,3 +41,19 @@ class ProcessedUpdate(Base):
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class PendingReply(Base):
+    """The replies to one handled update, kept until the channel has sent them.
+
+    Written in the update's transaction and deleted once sent, so a crash between the commit and
+    the send loses nothing: a redelivery of the update, or the tick, sends them again.
+    """
+
+    __tablename__ = "pending_reply"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(64))
+    messages: Mapped[list[dict[str, Any]]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

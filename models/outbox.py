@@ -26,3 +26,5 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(String(500), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Not before this time: set by a 429's retry_after or by the back-off after an error.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=None, index=True)

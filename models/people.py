@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Enum, ForeignKey, Index, String, UniqueConstraint, func, literal_column
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, utcnow
@@ -60,7 +60,20 @@ class Identity(Base):
 
 class RoleAssignment(Base):
     __tablename__ = "role_assignment"
-    __table_args__ = (UniqueConstraint("person_id", "role", "building_id", "grid_id"),)
+    # One row per role and scope. Scope columns are NULL for an unscoped role, and NULLs never
+    # compare equal in a unique constraint, so the index compares them through COALESCE (the
+    # same spelling works on SQLite and PostgreSQL).
+    __table_args__ = (
+        Index(
+            "uq_role_assignment_scope",
+            "person_id",
+            "role",
+            func.coalesce(literal_column("building_id"), 0),
+            func.coalesce(literal_column("grid_id"), 0),
+            func.coalesce(literal_column("department"), ""),
+            unique=True,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)

@@ -11,10 +11,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, update
+from sqlalchemy import Connection, bindparam, delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Conversation
+from services.sql import insert_ignoring
+
+
+class StaleConversation(Exception):
+    """Another worker saved this conversation since it was loaded: this update lost the race.
+
+    Raised inside the update's transaction, so everything the update did rolls back with it.
+    """
 
 
 @dataclass
@@ -32,6 +40,7 @@ class Stored:
     id: int
     state: FlowState
     expires_at: datetime
+    version: int = 0
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at <= now
@@ -46,20 +55,26 @@ COLUMNS = (
     Conversation.data,
     Conversation.choices,
     Conversation.expires_at,
+    Conversation.version,
 )
 
 
 def from_columns(values: Sequence[Any]) -> Stored | None:
-    row_id, flow, step, nonce, data, choices, expires_at = values
+    row_id, flow, step, nonce, data, choices, expires_at, version = values
     if row_id is None:
         return None
-    return Stored(row_id, FlowState(flow, step, nonce, dict(data), dict(choices)), expires_at)
+    state = FlowState(flow, step, nonce, dict(data), dict(choices))
+    return Stored(row_id, state, expires_at, version)
 
 
 _TABLE = Conversation.__table__
-_INSERT = insert(_TABLE)
-_UPDATE = update(_TABLE).where(_TABLE.c.id == bindparam("row_id"))
-_DELETE = delete(_TABLE).where(_TABLE.c.id == bindparam("row_id"))
+# Compare and set: the row changes only if it is still the version this update loaded.
+_UPDATE = update(_TABLE).where(
+    _TABLE.c.id == bindparam("row_id"), _TABLE.c.version == bindparam("loaded_version")
+)
+_DELETE = delete(_TABLE).where(
+    _TABLE.c.id == bindparam("row_id"), _TABLE.c.version == bindparam("loaded_version")
+)
 
 
 def save(
@@ -73,9 +88,11 @@ def save(
     expires_at: datetime,
     now: datetime,
 ) -> None:
+    """Save the state after one update, or raise StaleConversation if another update saved
+    this conversation first (two presses of one button handled by two workers)."""
     if state is None:
         if stored is not None:
-            connection.execute(_DELETE, {"row_id": stored.id})
+            _changed(connection.execute(_DELETE, _version(stored)).rowcount)
         return
     values = {
         "flow": state.flow,
@@ -87,10 +104,20 @@ def save(
         "updated_at": now,
     }
     if stored is None:
-        values.update(channel=channel, chat_id=chat_id, person_id=person_id)
-        connection.execute(_INSERT, values)
+        values.update(channel=channel, chat_id=chat_id, person_id=person_id, version=0)
+        _changed(insert_ignoring(connection, _TABLE, values))  # type: ignore[arg-type]
     else:
-        connection.execute(_UPDATE, {**values, "row_id": stored.id})
+        values["version"] = stored.version + 1
+        _changed(connection.execute(_UPDATE, {**values, **_version(stored)}).rowcount)
+
+
+def _version(stored: Stored) -> dict[str, int]:
+    return {"row_id": stored.id, "loaded_version": stored.version}
+
+
+def _changed(rows: int) -> None:
+    if not rows:
+        raise StaleConversation
 
 
 async def purge_expired(session: AsyncSession, now: datetime) -> int:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -16,6 +16,13 @@ from services.sql import is_postgres
 MAX_ATTEMPTS = 5
 # A row claimed by a worker that died is offered again after this long.
 CLAIM_TIMEOUT = timedelta(minutes=2)
+# After a failed attempt n the row waits BACKOFF * 2^(n-1), at most MAX_BACKOFF.
+BACKOFF = timedelta(seconds=5)
+MAX_BACKOFF = timedelta(minutes=10)
+
+
+def backoff(attempts: int) -> timedelta:
+    return min(BACKOFF * 2 ** max(attempts - 1, 0), MAX_BACKOFF)
 
 
 def enqueue(session: AsyncSession, person_id: int, payload: dict[str, Any], now: datetime) -> None:
@@ -30,12 +37,19 @@ class Delivery:
 
 
 async def claim(session: AsyncSession, now: datetime, limit: int = 50) -> list[Delivery]:
-    """Take due rows for sending; on Postgres other workers skip what this one holds."""
+    """Take due rows for sending; on Postgres other workers skip what this one holds.
+
+    A pending row is due once its next_attempt_at (a 429's retry_after, or the back-off after
+    an error) has passed.
+    """
     query = (
         select(OutboxMessage)
         .where(
             or_(
-                OutboxMessage.status == "pending",
+                (OutboxMessage.status == "pending")
+                & or_(
+                    OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now
+                ),
                 (OutboxMessage.status == "sending") & (OutboxMessage.sent_at < now - CLAIM_TIMEOUT),
             )
         )
@@ -75,14 +89,31 @@ async def claim(session: AsyncSession, now: datetime, limit: int = 50) -> list[D
 
 
 async def settle(
-    session: AsyncSession, message_id: int, status: str, now: datetime, error: str | None = None
+    session: AsyncSession,
+    message_id: int,
+    status: str,
+    now: datetime,
+    error: str | None = None,
+    *,
+    retry_at: datetime | None = None,
 ) -> None:
-    """status: sent | unreachable | blocked | failed; a failure with attempts left is retried."""
-    final = status
-    if status == "failed":
-        final = case((OutboxMessage.attempts < MAX_ATTEMPTS, "pending"), else_="failed")
-    await session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
-        .values(status=final, sent_at=now, last_error=error[:500] if error else None)
-    )
+    """status: sent | unreachable | blocked | failed | deferred.
+
+    - failed: with attempts left, pending again after the back-off; otherwise failed for good.
+    - deferred (a 429, or the channel is waiting one out): pending again at `retry_at`, and
+      the attempt that the claim counted is given back.
+    """
+    row = await session.get(OutboxMessage, message_id, populate_existing=True)
+    if row is None:
+        return
+    row.last_error = error[:500] if error else None
+    row.sent_at = now
+    row.next_attempt_at = None
+    if status == "deferred":
+        assert retry_at is not None
+        row.status, row.next_attempt_at = "pending", retry_at
+        row.attempts = max(row.attempts - 1, 0)
+    elif status == "failed" and row.attempts < MAX_ATTEMPTS:
+        row.status, row.next_attempt_at = "pending", now + backoff(row.attempts)
+    else:
+        row.status = status

@@ -180,6 +180,18 @@ async def arrive(
     return await session.run_sync(run)
 
 
+async def peek(
+    session: AsyncSession, channel: str, external_id: str, chat_id: str
+) -> tuple[int, conversations.Stored | None] | None:
+    """Who this is and where they stand in this chat, changing nothing: (person id,
+    conversation), or None for someone we have never met."""
+    params = {"channel": channel, "external_id": external_id, "chat_id": chat_id}
+    row = (await session.execute(_ARRIVAL, params)).first()
+    if row is None:
+        return None
+    return row[0], conversations.from_columns(row[8:])
+
+
 # Built once: this runs for every update, and building a select costs more than running it.
 _ARRIVAL = (
     select(

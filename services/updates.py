@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, delete
+from sqlalchemy import Connection, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import ProcessedUpdate
@@ -18,6 +18,16 @@ def claim(connection: Connection, channel: str, key: str, now: datetime) -> bool
         ProcessedUpdate.__table__,  # type: ignore[arg-type]
         {"channel": channel, "key": key, "received_at": now},
     )
+
+
+async def seen(session: AsyncSession, channel: str, key: str) -> bool:
+    """Handled already (a redelivery): a read, the claim itself stays with the handling."""
+    found = await session.scalar(
+        select(ProcessedUpdate.key).where(
+            ProcessedUpdate.channel == channel, ProcessedUpdate.key == key
+        )
+    )
+    return found is not None
 
 
 async def prune(session: AsyncSession, older_than: datetime) -> int:

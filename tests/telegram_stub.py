@@ -236,6 +236,14 @@ class _ApiError(Exception):
         return JSONResponse(body, status_code=self.error_code)
 
 
+@dataclass
+class _Failure:
+    """An injected error, raised once ``passes`` more calls have succeeded."""
+
+    error: _ApiError
+    passes: int = 0
+
+
 def _bad_request(description: str) -> _ApiError:
     return _ApiError(400, f"Bad Request: {description}")
 
@@ -689,7 +697,7 @@ class BotApiStub:
         self._chats: dict[ChatId, JSONDict] = {}
         self._users: dict[int, JSONDict] = {}
         self._callback_ids: set[str] = set()
-        self._failures: defaultdict[str, deque[_ApiError]] = defaultdict(deque)
+        self._failures: defaultdict[str, deque[_Failure]] = defaultdict(deque)
         self._inflight = 0
         self._last_activity = time.monotonic()
         self._handlers: dict[str, _Handler] = {
@@ -1027,10 +1035,18 @@ class BotApiStub:
         error_code: int = 429,
         description: str = "Too Many Requests: retry after 1",
         retry_after: int | None = 1,
+        *,
+        after: int = 0,
     ) -> None:
-        """Make the next call to ``method`` fail; repeated calls queue several failures."""
+        """Make the next call to ``method`` fail; repeated calls queue several failures.
+
+        ``after`` lets that many calls to ``method`` succeed first, e.g. to fail the second part
+        of a message that is sent in two.
+        """
         parameters = {"retry_after": retry_after} if retry_after is not None else None
-        self._failures[method.lower()].append(_ApiError(error_code, description, parameters))
+        self._failures[method.lower()].append(
+            _Failure(_ApiError(error_code, description, parameters), after)
+        )
 
     # ---------------------------------------------------------------- HTTP layer
 
@@ -1049,8 +1065,12 @@ class BotApiStub:
             self._inflight += 1
             self._touch()
         try:
-            if self._failures.get(key):
-                raise self._failures[key].popleft()
+            failures = self._failures.get(key)
+            if failures:
+                if failures[0].passes:
+                    failures[0].passes -= 1
+                else:
+                    raise failures.popleft().error
             handler = self._handlers.get(key, self._default)
             result = await handler(method, params)
             return JSONResponse({"ok": True, "result": result})

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
 import imagehash
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms, PngImagePlugin
 
 from services.media import LocalStorage, MediaLimits, MediaRejected, process_photo
-from tests.images import camera_exif, photo, png_bomb
+from tests.images import (
+    PIXEL_MARKERS,
+    camera_exif,
+    exif_block,
+    jpeg_segments,
+    photo,
+    png_bomb,
+    png_chunks,
+    rationals,
+)
+
+# Pillow warns about each damaged EXIF tag it skips; damaged EXIF is what these tests feed it.
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL.TiffImagePlugin")
 
 
 def test_metadata_is_stripped_and_gps_read_first() -> None:
@@ -108,3 +121,185 @@ def test_local_storage_is_content_addressed(tmp_path: Path) -> None:
     assert leftovers == []
     with pytest.raises(ValueError):
         storage.path("../etc/passwd")
+
+
+# What a resident's photo may say about them, and must not say to anyone else.
+SECRET = "Zhang Wei, flat 1203, +86 138 0000 1203"
+SECRET_ZH = "张伟 3号楼1203室"
+XMP = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description '
+    b'xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:creator>Zhang Wei at home</dc:creator>'
+    b"</rdf:Description></rdf:RDF></x:xmpmeta>"
+)
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _picture() -> Image.Image:
+    return Image.open(io.BytesIO(photo(640, 480))).convert("RGB")
+
+
+def jpeg_with_everything() -> bytes:
+    out = io.BytesIO()
+    _picture().save(
+        out,
+        "JPEG",
+        comment=SECRET.encode(),
+        exif=camera_exif(),
+        icc_profile=SRGB,
+        xmp=XMP,
+    )
+    data = out.getvalue()
+    assert {0xFE, 0xE1, 0xE2} <= {marker for marker, _ in jpeg_segments(data)}
+    return data
+
+
+def png_with_text(chunk: str) -> bytes:
+    """A PNG whose text chunks of one kind are named "comment" (Pillow reads it as a comment)."""
+    info = PngImagePlugin.PngInfo()
+    if chunk == "tEXt":
+        info.add_text("comment", SECRET)
+        info.add_text("Author", "Zhang Wei at home")
+    elif chunk == "zTXt":
+        info.add_text("comment", SECRET, zip=True)
+        info.add_text("Author", "Zhang Wei at home", zip=True)
+    else:
+        info.add_itxt("comment", SECRET_ZH, lang="zh-CN", tkey="注释")
+        info.add_itxt("Author", "Zhang Wei at home", zip=True)
+    out = io.BytesIO()
+    _picture().save(out, "PNG", pnginfo=info, exif=camera_exif(), icc_profile=SRGB)
+    data = out.getvalue()
+    assert png_chunks(data).count(chunk.encode()) == 2 and b"eXIf" in png_chunks(data)
+    return data
+
+
+def png_with_a_long_comment() -> bytes:
+    """Over the 65,533 bytes a JPEG COM segment can hold: Pillow refused to save it at all."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("comment", (SECRET + "\n") * 2500, zip=True)
+    out = io.BytesIO()
+    _picture().save(out, "PNG", pnginfo=info)
+    return out.getvalue()
+
+
+def gif_with_comment() -> bytes:
+    out = io.BytesIO()
+    _picture().save(out, "GIF", comment=SECRET.encode())
+    data = out.getvalue()
+    assert b"\x21\xfe" in data and SECRET.encode() in data  # a GIF comment extension
+    return data
+
+
+def assert_pixels_only(jpeg: bytes) -> None:
+    segments = jpeg_segments(jpeg)
+    markers = [marker for marker, _ in segments]
+    assert 0xFE not in markers  # COM
+    assert set(markers) <= PIXEL_MARKERS, [hex(m) for m in markers]
+    # APP0 is the bare JFIF header: 14 bytes, with no embedded thumbnail.
+    assert [payload for marker, payload in segments if marker == 0xE0] == [
+        b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    ]
+    for text in (SECRET.encode(), SECRET_ZH.encode(), b"Zhang Wei", b"PhoneMaker", b"Model X"):
+        assert text not in jpeg
+    for chunk in (b"tEXt", b"iTXt", b"zTXt", b"eXIf", b"iCCP", b"Exif", b"http://ns.adobe.com"):
+        assert chunk not in jpeg
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        jpeg_with_everything,
+        lambda: png_with_text("tEXt"),
+        lambda: png_with_text("zTXt"),
+        lambda: png_with_text("iTXt"),
+        png_with_a_long_comment,
+        gif_with_comment,
+    ],
+    ids=["jpeg-com-exif-icc-xmp", "png-tEXt", "png-zTXt", "png-iTXt", "png-long", "gif-comment"],
+)
+def test_stored_photo_and_thumbnail_carry_pixels_only(make) -> None:
+    result = process_photo(make())
+    assert_pixels_only(result.jpeg)
+    assert_pixels_only(result.thumbnail)
+    assert Image.open(io.BytesIO(result.jpeg)).size == (640, 480)
+
+
+def test_the_jpeg_walker_finds_what_pillow_hides_inside_a_file() -> None:
+    """The check above is only as good as its parser: it must see a COM wherever it is."""
+    clean = process_photo(photo(64, 48)).jpeg
+    eoi = len(clean) - 2
+    com = b"\xff\xfe" + (len(SECRET) + 2).to_bytes(2, "big") + SECRET.encode()
+    before_eoi = clean[:eoi] + com + clean[eoi:]
+    assert [m for m, _ in jpeg_segments(before_eoi)][-2:] == [0xFE, 0xD9]
+    with pytest.raises(ValueError, match="after EOI"):
+        jpeg_segments(clean + b"trailing secrets")
+
+
+def test_an_unreadable_tag_next_to_a_good_orientation_still_turns_the_photo() -> None:
+    # XResolution with the type of a string: Pillow reads it but cannot write it back, which
+    # used to escape from the rotation as a TypeError (the generic apology).
+    exif = exif_block(
+        [(0x0112, 3, 1, struct.pack(">H", 6)), (0x011A, 2, 4, b"abc\x00")]  # SHORT 6; ASCII
+    )
+    out = io.BytesIO()
+    _picture().resize((64, 48)).save(out, "JPEG", exif=exif)
+    result = process_photo(out.getvalue())
+    assert (result.width, result.height) == (48, 64)
+    assert_pixels_only(result.jpeg)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        (0x0112, 3, 1, struct.pack(">H", 0)),  # not an orientation
+        (0x0112, 3, 1, struct.pack(">H", 9)),
+        (0x0112, 3, 1, struct.pack(">H", 65535)),
+        (0x0112, 2, 2, b"6\x00"),  # the digit as text
+        (0x0112, 5, 1, struct.pack(">I", 40)),  # RATIONAL, its data 40 bytes in: past the end
+        (0x0112, 3, 1000, struct.pack(">I", 2**31)),  # 1000 values at an absurd offset
+    ],
+)
+def test_a_malformed_orientation_means_no_rotation(entry: tuple[int, int, int, bytes]) -> None:
+    out = io.BytesIO()
+    _picture().resize((64, 48)).save(out, "JPEG", exif=exif_block([entry]))
+    result = process_photo(out.getvalue())
+    assert (result.width, result.height) == (64, 48)
+    assert_pixels_only(result.jpeg)
+
+
+@pytest.mark.parametrize(
+    "gps",
+    [
+        [(0x8825, 4, 1, struct.pack(">I", 4000))],  # GPS IFD offset past the end of the block
+        [(0x8825, 2, 4, b"abc\x00")],  # GPS pointer that is text
+        [(0x8825, 4, 1, struct.pack(">I", 8))],  # GPS IFD that is the main IFD again (a loop)
+    ],
+)
+def test_a_malformed_gps_block_gives_no_location_and_keeps_the_photo(gps) -> None:
+    out = io.BytesIO()
+    _picture().resize((64, 48)).save(out, "JPEG", exif=exif_block(gps))
+    result = process_photo(out.getvalue())
+    assert result.gps is None and (result.width, result.height) == (64, 48)
+
+
+LON = (4, 5, 3, rationals((121, 1), (28, 1), (12, 1)))
+
+
+@pytest.mark.parametrize(
+    "gps",
+    [
+        [(2, 2, 11, b"thirty-one\x00"), LON],  # latitude as text
+        [(2, 5, 2, rationals((31, 1), (13, 1))), LON],  # two numbers, not three
+        [(2, 5, 3, rationals((31, 0), (13, 0), (30, 0))), LON],  # zero denominators
+        [(2, 5, 3, rationals((91, 1), (0, 1), (0, 1))), LON],  # north of the pole
+        [
+            (2, 5, 3, rationals((0, 1), (0, 1), (0, 1))),
+            (4, 5, 3, rationals((0, 1), (0, 1), (0, 1))),
+        ],
+        [(2, 5, 3, (2**31).to_bytes(4, "big")), LON],  # data offset far past the end
+    ],
+)
+def test_nonsense_coordinates_give_no_location(gps) -> None:
+    out = io.BytesIO()
+    _picture().resize((64, 48)).save(out, "JPEG", exif=exif_block([], gps=gps))
+    result = process_photo(out.getvalue())
+    assert result.gps is None and (result.width, result.height) == (64, 48)

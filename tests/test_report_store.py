@@ -162,3 +162,25 @@ async def test_follow_is_idempotent(linli: Linli, clock: FakeClock) -> None:
         report = await submit(session, NewReport(reporter, LIGHT, building_id=b2), clock())
         assert await follow(session, report.id, follower, clock())
         assert not await follow(session, report.id, follower, clock())
+
+
+async def test_nothing_is_similar_to_a_report_with_no_building_and_no_place(
+    linli: Linli, clock: FakeClock
+) -> None:
+    """Only a pin on the map: reports in buildings (no shared place either) are not "the same
+    place", whichever grid they are in."""
+    [reporter], b2 = await cast(linli, "cai")
+    async with linli.transaction() as session:
+        await submit(session, NewReport(reporter, LIGHT, "lamp out", building_id=b2), clock())
+        pinned = await submit(
+            session, NewReport(reporter, LIGHT, "lamp out", location=(31.2, 121.4)), clock()
+        )
+        found = await similar_open(
+            session,
+            category="lighting",
+            building_id=None,
+            place=None,
+            since=clock() - timedelta(days=1),
+            exclude_id=pinned.id,
+        )
+    assert found == []

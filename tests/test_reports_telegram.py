@@ -307,3 +307,26 @@ async def test_bad_images_over_telegram(
     again = await stub.wait_for_message(amy.id, contains="You can send another photo", after=mark)
     await amy.press("Continue without a photo", on=again, expect="What kind of problem")
     assert not [t for t in amy.texts() if "went wrong" in t]
+
+
+async def test_a_revoked_worker_is_refused_over_telegram(bot: Linli, stub: BotApiStub) -> None:
+    amy = TelegramUser(stub, 7301, "Amy")
+    gus = TelegramUser(stub, 7302, "Gus")
+    await register(amy, await invite_code(bot), "302")
+    await grid_worker(bot, gus)
+    await report_without_photo(amy, "The bench by the door is broken")
+    await amy.press("Submit", expect="R-2026-000001 is in")
+    card = await stub.wait_for_message(gus.id, contains="New report for you to handle")
+    async with bot.transaction() as session:
+        person = await people.by_identity(session, "telegram", str(gus.id))
+        grid = await community.grid_by_name(session, "Grid 1")
+        assert person is not None and grid is not None
+        await people.revoke(session, person.id, Grant(Role.GRID_WORKER, grid_id=grid.id))
+    await gus.press(
+        "Reject as not ours",
+        on=card,
+        expect="You no longer handle reports like R-2026-000001, so this was not done.",
+    )
+    async with bot.sessions() as session:
+        report = await session.scalar(select(Report))
+    assert report is not None and report.state == "assigned"

@@ -18,9 +18,12 @@ class CollectingChannel:
         self.outbox: defaultdict[str, list[Outgoing]] = defaultdict(list)
         # What `fetch` serves, by file reference: the photos a test "uploads".
         self.files: dict[str, bytes] = {}
+        # What was fetched, in order: what the bot chose to download.
+        self.fetched: list[str] = []
         self._counter = 0
 
     async def fetch(self, ref: FileRef, limit: int) -> bytes:
+        self.fetched.append(ref.file_ref)
         data = self.files[ref.file_ref]
         if len(data) > limit:
             raise FileTooBig(len(data))
@@ -63,4 +66,7 @@ class CollectingChannel:
         )
 
     async def say(self, who: str, text: str = "", **kw: object) -> Reply:
-        return await self.handle(self.incoming(who, text, **kw))  # type: ignore[arg-type]
+        """Deliver what `who` sends; the replies count as sent once handed back."""
+        reply = await self.handle(self.incoming(who, text, **kw))  # type: ignore[arg-type]
+        reply.sent()
+        return reply

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
+import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -86,19 +88,70 @@ class ConsoleChannel:
         reply = await self.handle(self.to_incoming(line))
         for message in reply.messages:
             self.render(message)
+        reply.sent()
         return reply
 
     async def run(self) -> None:
-        """Read lines until end of input; blocking reads happen in a thread."""
+        """Read lines until end of input. Cancelling this stops it at once, whatever stdin does."""
         self.stdout.write(
             f"Linli console — you are {self.user}. /help lists commands; Ctrl-D quits.\n"
         )
         self.stdout.flush()
+        lines = self._lines()
+        try:
+            while True:
+                self.stdout.write("> ")
+                self.stdout.flush()
+                line = await anext(lines, "")
+                if not line:
+                    return
+                if line.strip():
+                    await self.say(line)
+        finally:
+            await lines.aclose()
+
+    async def _lines(self) -> AsyncIterator[str]:
+        """stdin's lines, read on the event loop when the descriptor can tell us it is readable.
+
+        A read blocked in a thread can't be cancelled: an open pipe that never sends anything
+        (a service manager's stdin) would then hold up the process after SIGTERM.
+        """
+        try:
+            fd = self.stdin.fileno()
+        except (AttributeError, OSError, ValueError):
+            fd = None
+        if fd is None:  # an in-memory stream: its reads never wait
+            while line := self.stdin.readline():
+                yield line
+            return
+        decoder = codecs.getincrementaldecoder(self.stdin.encoding or "utf-8")(errors="replace")
+        pending = ""
         while True:
-            self.stdout.write("> ")
-            self.stdout.flush()
-            line = await asyncio.to_thread(self.stdin.readline)
-            if not line:
+            chunk = await _read(fd)
+            pending += decoder.decode(chunk, final=not chunk)
+            *complete, pending = pending.split("\n")
+            for line in complete:
+                yield line + "\n"
+            if not chunk:
+                if pending:
+                    yield pending
                 return
-            if line.strip():
-                await self.say(line)
+
+
+async def _read(fd: int, size: int = 65536) -> bytes:
+    """One read from `fd`, awaited without a thread where the descriptor can be watched.
+
+    The descriptor stays in blocking mode (a terminal shares it with stdout): the read only
+    happens once the loop has seen that it won't wait.
+    """
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+    try:
+        loop.add_reader(fd, lambda: ready.done() or ready.set_result(None))
+    except PermissionError:
+        return os.read(fd, size)  # a file or /dev/null: can't be watched, and never waits
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
+    return os.read(fd, size)

@@ -7,26 +7,31 @@ that builds an `Incoming`, so dialogue state stays in the database with the engi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
-import json
 import logging
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from starlette.requests import Request
+import orjson
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from telegram import BotCommand, InlineKeyboardMarkup, MessageEntity, Update, User
 from telegram.constants import MessageLimit
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.warnings import PTBDeprecationWarning
 
 from bot.channels.telegram_http import AiohttpRequest
 from bot.config import TelegramSettings
-from bot.delivery import RecipientBlocked
+from bot.delivery import RateLimited, RecipientBlocked
 from handlers.i18n import Catalogs
 from handlers.messages import ChatRef, FileRef, Incoming, Kind, Outgoing, Reply, Sender
 from handlers.reports.intake import FileTooBig
@@ -36,6 +41,17 @@ log = logging.getLogger("linli.telegram")
 CHANNEL = "telegram"
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+# An update is a few kilobytes; anything this big is not from Telegram.
+MAX_WEBHOOK_BODY = 1 << 20
+# The update fields that carry a Message (PTB reads them all; the dialogue reads `message`).
+MESSAGE_FIELDS = (
+    "message",
+    "edited_message",
+    "channel_post",
+    "edited_channel_post",
+    "business_message",
+    "edited_business_message",
+)
 # Telegram's command menu takes ISO 639-1 codes.
 MENU_LANGUAGES = {"zh_CN": "zh", "en": "en"}
 UNUSABLE_KINDS = (
@@ -90,6 +106,78 @@ def _sender(user: User) -> Sender:
         username=user.username,
         language_code=user.language_code,
     )
+
+
+def _is_id(value: object) -> bool:
+    return type(value) is int  # not a bool, not a string of digits
+
+
+def _bad_message(message: object) -> bool:
+    """Whether a Message lacks the shape of the fields we read (chat, sender, text)."""
+    if not isinstance(message, dict):
+        return True
+    chat = message.get("chat")
+    if not isinstance(chat, dict) or not _is_id(chat.get("id")):
+        return True
+    if not isinstance(chat.get("type"), str):
+        return True
+    sender = message.get("from")
+    if sender is not None and not (isinstance(sender, dict) and _is_id(sender.get("id"))):
+        return True
+    if any(not isinstance(message.get(k, ""), str) for k in ("text", "caption")):
+        return True
+    return any(not isinstance(message.get(k, []), list) for k in ("entities", "photo"))
+
+
+def well_formed(data: object) -> bool:
+    """Whether a webhook body has the shape of a Telegram update, where the dialogue reads it.
+
+    Every field of an Update but `update_id` is an object. PTB's parser trusts the shape it is
+    given, so this is checked first; whatever else it can't parse is refused where it is parsed.
+    """
+    if not isinstance(data, dict) or not _is_id(data.get("update_id")):
+        return False
+    if any(not isinstance(v, dict) for k, v in data.items() if k != "update_id"):
+        return False
+    if any(_bad_message(data[k]) for k in MESSAGE_FIELDS if k in data):
+        return False
+    query = data.get("callback_query")
+    if query is None:
+        return True
+    sender = query.get("from")
+    if not isinstance(sender, dict) or not _is_id(sender.get("id")):
+        return False
+    if "message" in query and _bad_message(query["message"]):
+        return False
+    return isinstance(query.get("data", ""), str)
+
+
+def forged_private_chat(update: Update) -> tuple[int, int] | None:
+    """(chat id, sender id) of a private chat that is not the sender's own, else None.
+
+    In a private chat with the bot, Telegram's chat id is the person's id. An update that says
+    otherwise is forged, and acting on it would save someone else's chat as theirs.
+    """
+    query = update.callback_query
+    if query is not None:
+        chat = query.message.chat if query.message is not None else None
+        sender = query.from_user
+    else:
+        message = update.message
+        chat = message.chat if message is not None else None
+        sender = message.from_user if message is not None else None
+    if chat is None or sender is None or chat.type != "private" or chat.id == sender.id:
+        return None
+    return chat.id, sender.id
+
+
+def retry_after_seconds(exc: RetryAfter) -> float:
+    """PTB 22 gives an int or a timedelta, and warns when asked for the int."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    return max(seconds, 0.0)
 
 
 def to_incoming(update: Update, bot_username: str) -> Incoming | None:
@@ -189,6 +277,10 @@ class TelegramChannel:
         self.default_locale = default_locale
         self.locks = KeyedLocks()
         self.http = AiohttpRequest(connection_pool_size=64)
+        # After a 429, replies wait until then (loop time): the bot does not hammer Telegram.
+        self._quiet_until = 0.0
+        # Set by stop(): waits for a 429 end early, so that shutdown is not held up by them.
+        self._stopping = asyncio.Event()
         self._send_url = f"{settings.api_base_url}{settings.token}/sendMessage"
         builder = (
             ApplicationBuilder()
@@ -230,6 +322,7 @@ class TelegramChannel:
             )
 
     async def stop(self) -> None:
+        self._stopping.set()
         if self.app.updater is not None and self.app.updater.running:
             await self.app.updater.stop()
         if self.app.running:
@@ -256,17 +349,26 @@ class TelegramChannel:
         return data
 
     def routes(self) -> list[Route]:
+        """The webhook exists only in webhook mode, where the configuration requires a secret."""
+        if self.settings.mode != "webhook":
+            return []
         return [Route(WEBHOOK_PATH, self._webhook, methods=["POST"])]
 
     async def _webhook(self, request: Request) -> Response:
         secret = self.settings.webhook_secret
         given = request.headers.get(SECRET_HEADER, "")
-        if secret and not hmac.compare_digest(given.encode(), secret.encode()):
+        if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
             return JSONResponse({"ok": False}, status_code=403)
+        body = await _read_capped(request, MAX_WEBHOOK_BODY)
+        if isinstance(body, Response):
+            return body
         try:
-            data = json.loads(await request.body())
+            data = orjson.loads(body)  # nesting deeper than 1024 is a JSONDecodeError here
+            if not well_formed(data):
+                raise ValueError("not shaped like an update")
             update = Update.de_json(data, self.app.bot)
-        except (ValueError, TypeError, KeyError):
+        except Exception:  # untrusted input: whatever PTB's parser trips on is the sender's fault
+            log.info("webhook body refused: not a Telegram update (%d bytes)", len(body))
             return JSONResponse({"ok": False, "error": "bad update"}, status_code=400)
         # Handled before we answer: if we die first, Telegram redelivers and the key dedups it.
         await self.app.process_update(update)
@@ -274,6 +376,14 @@ class TelegramChannel:
 
     async def _on_update(self, update: object, _context: ContextTypes.DEFAULT_TYPE) -> None:
         assert isinstance(update, Update)
+        forged = forged_private_chat(update)
+        if forged is not None:
+            log.warning(
+                "telegram update refused update=%s: private chat %s is not sender %s's",
+                update.update_id,
+                *forged,
+            )
+            return
         incoming = to_incoming(update, self.username)
         if incoming is None:
             return
@@ -293,7 +403,8 @@ class TelegramChannel:
                 except TelegramError as exc:
                     log.debug("could not clear keyboard: %s", exc)
             for message in reply.messages:
-                await self.send(incoming.chat.chat_id, message)
+                await self.reply(incoming.chat.chat_id, message, update.update_id)
+            reply.sent()
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error(
@@ -314,44 +425,123 @@ class TelegramChannel:
             rows.append([{"text": message.private_label or "→", "url": url}])
         return {"inline_keyboard": rows} if rows else None
 
+    async def reply(self, chat_id: str, message: Outgoing, update_id: int | str = "?") -> None:
+        """Send a reply to the person who wrote: a 429 is waited out, then the same message is
+        sent again; the replies after it follow in order. While a 429 is being waited out, the
+        replies in other chats wait too.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            wait = self._quiet_until - loop.time()
+            if wait > 0 and not await self._pause(wait):
+                raise RateLimited(wait)  # stopping: the reply stays unsent, as if we had died
+            try:
+                await self.send(chat_id, message)
+                return
+            except RateLimited as exc:
+                log.warning(
+                    "telegram reply rate limited update=%s chat=%s retry_after=%ss",
+                    update_id,
+                    chat_id,
+                    f"{exc.retry_after:g}",
+                )
+
     async def send(self, chat_id: str, message: Outgoing) -> None:
         """Render one neutral message; long text is split on line breaks to fit Telegram.
 
         A picture carries the text as its caption (and the buttons) when it fits, so a
         dispatch card arrives as one message.
+
+        A 429 on the first part raises RateLimited: nothing went out, and the caller sends the
+        whole message again when Telegram allows. A 429 on a later part is waited out here, so
+        that no part is sent twice.
         """
         keyboard = self._keyboard(message)
-        try:
-            for attachment in message.attachments:
-                if attachment.kind == "voice":
-                    await self.app.bot.send_voice(chat_id, Path(attachment.path))
-                else:
-                    await self.app.bot.send_photo(chat_id, Path(attachment.path))
-            if message.image_path:
-                photo = Path(message.image_path)
-                if len(message.text) <= MessageLimit.CAPTION_LENGTH:
-                    await self.app.bot.send_photo(
-                        chat_id,
-                        photo,
-                        caption=message.text or None,
-                        reply_markup=InlineKeyboardMarkup.de_json(keyboard, self.app.bot)
-                        if keyboard
-                        else None,
-                    )
-                    return
-                await self.app.bot.send_photo(chat_id, photo)
+        bot = self.app.bot
+        parts: list[Callable[[], Awaitable[object]]] = [
+            partial(bot.send_voice if a.kind == "voice" else bot.send_photo, chat_id, Path(a.path))
+            for a in message.attachments
+        ]
+        text_sent = False
+        if message.image_path:
+            photo = Path(message.image_path)
+            if len(message.text) <= MessageLimit.CAPTION_LENGTH:
+                markup = InlineKeyboardMarkup.de_json(keyboard, bot) if keyboard else None
+                caption = message.text or None
+                parts.append(
+                    partial(bot.send_photo, chat_id, photo, caption=caption, reply_markup=markup)
+                )
+                text_sent = True
+            else:
+                parts.append(partial(bot.send_photo, chat_id, photo))
+        if not text_sent:
             chunks = _split(message.text, MessageLimit.MAX_TEXT_LENGTH)
             for index, chunk in enumerate(chunks):
                 payload: dict[str, Any] = {"chat_id": chat_id, "text": chunk}
                 if keyboard is not None and index == len(chunks) - 1:
                     payload["reply_markup"] = keyboard
-                await self.http.call(self._send_url, payload)
+                parts.append(partial(self.http.call, self._send_url, payload))
+        try:
+            for index, part in enumerate(parts):
+                await self._send_part(part, chat_id, first=index == 0)
         except Forbidden as exc:
             raise RecipientBlocked(str(exc)) from exc
         except BadRequest as exc:
             if "chat not found" in str(exc).lower():
                 raise RecipientBlocked(str(exc)) from exc
             raise
+
+    async def _send_part(
+        self, part: Callable[[], Awaitable[object]], chat_id: str, *, first: bool
+    ) -> None:
+        while True:
+            try:
+                await part()
+                return
+            except RetryAfter as exc:
+                seconds = retry_after_seconds(exc)
+                loop_time = asyncio.get_running_loop().time()
+                self._quiet_until = max(self._quiet_until, loop_time + seconds)
+                if first:
+                    raise RateLimited(seconds) from exc
+                log.warning(
+                    "telegram 429 within a message chat=%s retry_after=%ss: waiting",
+                    chat_id,
+                    f"{seconds:g}",
+                )
+                if not await self._pause(seconds):
+                    raise RateLimited(seconds) from exc
+
+    async def _pause(self, seconds: float) -> bool:
+        """Wait `seconds`; False if the channel started stopping meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        return not self._stopping.is_set()
+
+
+async def _read_capped(request: Request, limit: int) -> bytes | Response:
+    """The body, or the answer that refuses it: 413 past `limit` bytes, before reading it all.
+
+    Content-Length is checked first; the stream is counted as well, for a chunked body.
+    """
+    too_large = JSONResponse(
+        {"ok": False, "error": "body too large"}, status_code=413, headers={"Connection": "close"}
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            return JSONResponse({"ok": False, "error": "bad update"}, status_code=400)
+        if int(declared) > limit:
+            return too_large
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return too_large
+    except ClientDisconnect:
+        return JSONResponse({"ok": False, "error": "incomplete body"}, status_code=400)
+    return bytes(body)
 
 
 def _split(text: str, limit: int) -> list[str]:

@@ -7,6 +7,7 @@ aiohttp's C parser and thinner stack leave that CPU to the residents' requests.
 
 from __future__ import annotations
 
+import warnings
 from http import HTTPStatus
 from typing import Any
 
@@ -23,8 +24,16 @@ from telegram.error import (
     TimedOut,
 )
 from telegram.request import BaseRequest, RequestData
+from telegram.warnings import PTBDeprecationWarning
 
 _JSON = {"Content-Type": "application/json"}
+
+
+def _retry_after(seconds: int) -> RetryAfter:
+    # PTB 22.2+ warns about its own int-or-timedelta transition when building one.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        return RetryAfter(seconds)
 
 
 class AiohttpRequest(BaseRequest):
@@ -91,12 +100,18 @@ class AiohttpRequest(BaseRequest):
             data = orjson.loads(body)
         except orjson.JSONDecodeError as err:
             raise NetworkError(f"Unparsable answer ({status}) from the Bot API") from err
+        if not isinstance(data, dict):
+            raise NetworkError(f"Unexpected answer ({status}) from the Bot API")
         if 200 <= status <= 299 and data.get("ok"):
             return data.get("result")
         message = data.get("description") or f"HTTP {status}"
-        retry_after = (data.get("parameters") or {}).get("retry_after")
-        if retry_after:
-            raise RetryAfter(retry_after)
+        parameters = data.get("parameters")
+        retry_after = parameters.get("retry_after") if isinstance(parameters, dict) else None
+        if isinstance(retry_after, int) and retry_after > 0:
+            raise _retry_after(retry_after)
+        if status == HTTPStatus.TOO_MANY_REQUESTS:
+            # Telegram always says how long; should a proxy not, wait a second, not forever.
+            raise _retry_after(1)
         if status == HTTPStatus.FORBIDDEN:
             raise Forbidden(message)
         if status == HTTPStatus.BAD_REQUEST:

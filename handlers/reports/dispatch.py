@@ -1,14 +1,23 @@
-"""Handing a report to the person who must fix it: on submit, reassignment and escalation."""
+"""Handing a report to the person who must fix it: on submit, reassignment and escalation, and
+when the person who had it no longer holds a role that covers it."""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+
 from handlers.flow import Notifier
+from handlers.reports import cards
 from handlers.reports.cards import REPORT_TICKET, dispatch_card
 from handlers.reports.rules import ReportRules
 from models import Person, Report
-from services import people, tickets
-from services.reports import routing, store
+from services import people
+from services.reports import access, routing, store
 from services.reports.lifecycle import Action, Capacity, Refusal
+
+log = logging.getLogger("linli.reports")
+# The timeline note of a report handed on by the system, as "overdue" is for an escalation.
+HANDED_ON = "handed on: the previous handler no longer covers it"
 
 
 async def hand_over(
@@ -22,8 +31,10 @@ async def hand_over(
     actor_id: int | None = None,
     note: str = "",
     to: Person | None = None,
+    exclude: frozenset[int] = frozenset(),
 ) -> routing.Choice | None:
-    """Move the report to `to`, or to the least busy person from rung `level` up.
+    """Move the report to `to`, or to the least busy person from rung `level` up (never its
+    reporter, nor anyone in `exclude`).
 
     None when nobody can take it (or the lifecycle refused the move, which is audited); the
     report then stays where it was and the tick tries again later.
@@ -33,7 +44,7 @@ async def hand_over(
     if to is not None:
         choice: routing.Choice | None = routing.Choice(level, routing.rung(report.owner, level), to)
     else:
-        choice = await routing.choose(notifier.session, report, level)
+        choice = await routing.choose(notifier.session, report, level, exclude=exclude)
     if choice is None:
         return None
     moved = await store.apply(
@@ -52,13 +63,17 @@ async def hand_over(
         new_period=action is not Action.REASSIGN,
     )
     # Cards on the previous assignee's phone go stale with the move.
-    await tickets.retire_for_subject(notifier.session, REPORT_TICKET, report.id, notifier.now)
+    await store.retire_cards(notifier.session, REPORT_TICKET, report.id, notifier.now)
     t = notifier.translator_for(choice.person)
     headline = {
         Action.ASSIGN: t.gettext("New report for you to handle:"),
         Action.ESCALATE: t.gettext("Escalated to you — please take this report in hand:"),
         Action.REASSIGN: t.gettext("A colleague passed this report to you: {note}").format(
             note=note
+        )
+        if capacity is not Capacity.SYSTEM
+        else t.gettext(
+            "This report was passed to you, as its previous handler no longer handles it:"
         ),
     }[action]
     roles = await people.roles_of(notifier.session, choice.person.id)
@@ -88,3 +103,61 @@ async def escalate(
         level=level,
         note=note,
     )
+
+
+@dataclass(frozen=True)
+class HandedOn:
+    """One report of someone who lost their role: who has it now (None: nobody could take it,
+    so it stays where it was, on the staff's /queue, and the tick escalates it when due)."""
+
+    number: str
+    to: routing.Choice | None
+
+
+async def hand_on_uncovered(
+    notifier: Notifier, rules: ReportRules, person_id: int
+) -> list[HandedOn]:
+    """After a role is revoked: the reports this person handles but no longer covers go to
+    someone else, as an escalation would find them (their rung first, then up), and both they
+    and the residents are told."""
+    roles = await people.roles_of(notifier.session, person_id)
+    handed: list[HandedOn] = []
+    for report in await store.handled_by(notifier.session, person_id):
+        if access.covers(roles, report):
+            continue
+        if rules.category(report.category) is None:
+            log.warning(
+                "report %s has category %r, which is not configured; not handed on",
+                report.number,
+                report.category,
+            )
+            handed.append(HandedOn(report.number or "", None))
+            continue
+        choice = await hand_over(
+            notifier,
+            rules,
+            report,
+            action=Action.REASSIGN,
+            capacity=Capacity.SYSTEM,
+            level=report.escalation_level,
+            note=HANDED_ON,
+            exclude=frozenset({person_id}),
+        )
+        handed.append(HandedOn(report.number or "", choice))
+        if choice is None:
+            continue
+        await cards.tell(
+            notifier,
+            person_id,
+            lambda t, report=report: t.gettext(
+                "You no longer handle reports like {number}, so it was passed on to a colleague."
+            ).format(number=report.number),
+        )
+        await cards.tell_residents(
+            notifier,
+            report,
+            lambda t, report=report: t.gettext("Your report {number} is now with {who}.").format(
+                number=report.number, who=cards.rung_name(t, report)
+            ),
+        )
+    return handed

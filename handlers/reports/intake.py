@@ -4,18 +4,35 @@ Decoding a 12 MP photo takes about 100 ms (bench/media.py). Doing it inside the 
 would hold SQLite's single writer that long, so the engine runs intake first and the flow only
 sees the outcome: a `StoredMedia` or a `media_problem`. Storage is content-addressed, so a
 photo stored for an update that is then dropped as a duplicate costs nothing but disk.
+
+Photos are fetched and decoded a few at a time (`max_concurrent_decodes`, DESIGN.md "Security"):
+a burst of big photos would otherwise hold every file's bytes and decoded pixels at once (six
+40-megapixel photos took the process to 1.57 GB; bench/media_burst.py). The slot is taken
+before the fetch, so the bytes of a photo that waits are not read yet. Decodes run in threads
+of their own, as many as there are slots, and share a memory budget read from each photo's
+header (services/media/pipeline.py), so two big pictures are not decoded side by side either.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import replace
 
 from handlers.messages import FileRef, Incoming, Kind, StoredMedia
-from services.media import MediaLimits, MediaRejected, MediaStorage, process_photo
+from services.media import (
+    DecodeBudget,
+    MediaLimits,
+    MediaRejected,
+    MediaStorage,
+    process_photo,
+    unmap_freed_pictures,
+)
 
 log = logging.getLogger("linli.intake")
 
@@ -36,12 +53,22 @@ class MediaIntake:
         fetchers: Mapping[str, Fetch],
         limits: MediaLimits,
         max_voice_bytes: int,
+        max_concurrent_decodes: int = 2,
     ) -> None:
+        if max_concurrent_decodes < 1:
+            raise ValueError("max_concurrent_decodes must be at least 1")
         self.storage = storage
         # Filled in by the assembly as channels start; read at call time.
         self.fetchers = fetchers
         self.limits = limits
         self.max_voice_bytes = max_voice_bytes
+        self.max_concurrent_decodes = max_concurrent_decodes
+        self.decodes = asyncio.Semaphore(max_concurrent_decodes)
+        self.budget = DecodeBudget(limits.max_decode_bytes)
+        # A decode can't be interrupted: if its update is cancelled, the thread still holds
+        # one of these workers until it ends, so the bound holds whatever happens to the task.
+        self._decoders = ThreadPoolExecutor(max_concurrent_decodes, "linli-decode")
+        unmap_freed_pictures()  # or each decode thread keeps its biggest picture's memory
 
     async def __call__(self, incoming: Incoming) -> Incoming:
         if not incoming.chat.private or incoming.kind not in (Kind.PHOTO, Kind.VOICE):
@@ -50,7 +77,12 @@ class MediaIntake:
         fetch = self.fetchers.get(incoming.channel)
         if ref is None or fetch is None:
             return replace(incoming, media_problem="unreadable")
-        limit = self.limits.max_bytes if incoming.kind is Kind.PHOTO else self.max_voice_bytes
+        if incoming.kind is Kind.PHOTO:
+            async with self.decodes:
+                return await self._take(incoming, ref, fetch, self.limits.max_bytes)
+        return await self._take(incoming, ref, fetch, self.max_voice_bytes)
+
+    async def _take(self, incoming: Incoming, ref: FileRef, fetch: Fetch, limit: int) -> Incoming:
         try:
             data = await fetch(ref, limit)
         except FileTooBig:
@@ -59,7 +91,12 @@ class MediaIntake:
             log.warning("could not fetch %s from %s: %s", ref.file_ref, incoming.channel, exc)
             return replace(incoming, media_problem="unreadable")
         try:
-            media = await asyncio.to_thread(self._store, incoming.kind, data)
+            if incoming.kind is Kind.PHOTO:
+                # As asyncio.to_thread does, but in the decode threads: with the context.
+                run = functools.partial(copy_context().run, self._store, incoming.kind, data)
+                media = await asyncio.get_running_loop().run_in_executor(self._decoders, run)
+            else:
+                media = await asyncio.to_thread(self._store, incoming.kind, data)
         except MediaRejected as rejected:
             return replace(incoming, media_problem=rejected.reason)
         return replace(incoming, media=media)
@@ -69,7 +106,7 @@ class MediaIntake:
             key = hashlib.sha256(data).hexdigest()
             self.storage.put(key, data)
             return StoredMedia("voice", key)
-        photo = process_photo(data, self.limits)
+        photo = process_photo(data, self.limits, self.budget)
         self.storage.put(photo.key, photo.jpeg)
         self.storage.put(photo.thumb_key, photo.thumbnail)
         return StoredMedia("photo", photo.key, photo.thumb_key, photo.phash, photo.gps)

@@ -8,8 +8,8 @@ from handlers.reports import cards
 from handlers.reports.rules import HANDLER_ROLES, REPORTER_ROLES, ReportRules
 from models import Report, Role
 from services.people import RoleSet
-from services.reports import store
-from services.reports.lifecycle import State
+from services.reports import access, store
+from services.reports.lifecycle import Capacity, State
 
 EVENT_NAMES = {
     "submit": N_("reported"),
@@ -143,8 +143,13 @@ class QueueFlow(Flow):
         ctx.finish()
         roles = await ctx.roles()
         headline = ctx._("Report {number}:").format(number=report.number)
-        if not roles.is_staff and report.assignee_id != ctx.person.id:
-            headline += "\n" + ctx._("(Assigned to someone else; you can look but not act.)")
+        capacity = access.handling_capacity(roles, ctx.person.id, report)
+        if not isinstance(capacity, Capacity):
+            headline += "\n" + (
+                ctx._("(Assigned to someone else; you can look but not act.)")
+                if capacity.reason == "not_your_role"
+                else ctx._("(You can look at this report but not act on it.)")
+            )
             ctx.replies.append(
                 await cards.dispatch_card(
                     ctx.notifier,

@@ -25,6 +25,7 @@ class ReportFlow(Flow):
     description = N_("Report a problem with a photo")
     roles = REPORTER_ROLES
     private_only: ClassVar[bool] = True
+    media_steps: ClassVar[frozenset[str]] = frozenset({"photos"})
 
     def __init__(self, rules: ReportRules) -> None:
         self.rules = rules

@@ -10,8 +10,8 @@ from handlers.reports.dispatch import escalate
 from handlers.reports.rules import ReportRules
 from models import Report
 from services import audit
-from services.reports import store
-from services.reports.lifecycle import Action, Capacity, Refusal, State, rating_action
+from services.reports import access, store
+from services.reports.lifecycle import Action, Capacity, Refusal, rating_action
 
 NAME = "report_rating"
 COMMENT_LIMIT = 500
@@ -27,21 +27,27 @@ class RatingFlow(Flow):
         raise NotImplementedError
 
     async def on_rating(self, ctx: Context, report_id: int, choice: str) -> None:
-        report = await store.get(ctx.session, report_id)
+        # Locked first: the tick may be closing it, or the reporter pressing twice elsewhere.
+        report = await store.lock(ctx.session, report_id)
         if report is None:
             ctx.say(ctx._("This report no longer exists. Nothing was changed."))
             return
         stars = int(choice) if choice.isdigit() else None
         action = rating_action(stars) if stars is not None else Action.REOPEN
-        capacity = Capacity.REPORTER if report.reporter_id == ctx.person.id else None
-        if capacity is None:
-            refused = Refusal("not_your_role", State(report.state), action)
-            await store.record_refusal(ctx.session, report, refused, None, ctx.person.id)
+        decided = await access.may(ctx.session, ctx.person.id, report, action)
+        if isinstance(decided, Refusal) and decided.reason == "not_your_role":
+            await store.record_refusal(ctx.session, report, decided, None, ctx.person.id)
             ctx.say(ctx._("Only the person who reported it can rate this fix."))
             return
         note = ctx._("Rated {stars} of 5").format(stars=stars) if stars else ctx._("Not fixed")
         moved = await store.apply(
-            ctx.session, report, action, capacity, actor_id=ctx.person.id, now=ctx.now, note=note
+            ctx.session,
+            report,
+            action,
+            Capacity.REPORTER,
+            actor_id=ctx.person.id,
+            now=ctx.now,
+            note=note,
         )
         if isinstance(moved, Refusal):
             ctx.say(
@@ -105,7 +111,7 @@ class RatingFlow(Flow):
                 )
             )
             return
-        report = await store.get(ctx.session, int(ctx.data["report_id"]))  # type: ignore[call-overload]
+        report = await store.lock(ctx.session, int(ctx.data["report_id"]))  # type: ignore[call-overload]
         ctx.finish()
         if report is None:
             return

@@ -10,10 +10,9 @@ from handlers.reports import cards
 from handlers.reports.dispatch import hand_over
 from handlers.reports.rules import ReportRules
 from models import Person, Report
-from services import points, tickets
-from services.people import RoleSet
-from services.reports import routing, store
-from services.reports.lifecycle import Action, Capacity, Refusal, State
+from services import points
+from services.reports import access, routing, store
+from services.reports.lifecycle import OPEN_STATES, Action, Capacity, Refusal, State
 
 NAME = "report_work"
 REPORT_NUMBER_HINT = "R-2026-000123"
@@ -31,17 +30,9 @@ def accepted_key(report: Report) -> str:
     return f"report:{report.id}:accepted"
 
 
-def capacity_of(roles: RoleSet, report: Report, person_id: int) -> Capacity | None:
-    """In what capacity this person may act on the report's handling, if any."""
-    if roles.is_staff:
-        return Capacity.STAFF
-    if report.assignee_id == person_id:
-        return Capacity.ASSIGNEE
-    return None
-
-
 class WorkFlow(Flow):
     name = NAME
+    media_steps = frozenset({"after_photo"})
 
     def __init__(self, rules: ReportRules) -> None:
         self.rules = rules
@@ -52,7 +43,7 @@ class WorkFlow(Flow):
     # ------------------------------------------------------------------ the card's buttons
 
     async def on_card(self, ctx: Context, report_id: int, choice: str) -> None:
-        report = await store.get(ctx.session, report_id)
+        report = await store.lock(ctx.session, report_id)
         if report is None or choice not in CHOICE_ACTIONS:
             ctx.say(ctx._("This report no longer exists. Nothing was changed."))
             return
@@ -88,23 +79,33 @@ class WorkFlow(Flow):
             ctx.ask(NAME, "note", prompt.format(number=report.number), data=data)
 
     async def _capacity(self, ctx: Context, report: Report, action: Action) -> Capacity | None:
-        """Check role and state before asking anything: roles may have changed since the card."""
-        capacity = capacity_of(await ctx.roles(), report, ctx.person.id)
-        refused = (
-            Refusal("not_your_role", State(report.state), action)
-            if capacity is None
-            else store.refusal(report, action, capacity)
-        )
-        if refused is None:
-            return capacity
-        await store.record_refusal(ctx.session, report, refused, capacity, ctx.person.id)
-        self._say_refused(ctx, report, refused)
+        """Ask, on the locked report, whether this person may make the move now: the report
+        may have moved on and their roles may have changed since the card was sent."""
+        decided = await access.may(ctx.session, ctx.person.id, report, action)
+        if isinstance(decided, Capacity):
+            return decided
+        await store.record_refusal(ctx.session, report, decided, None, ctx.person.id)
+        self._say_refused(ctx, report, decided)
         return None
 
     def _say_refused(self, ctx: Context, report: Report, refused: Refusal) -> None:
         if refused.reason == "not_your_role":
+            # Cards reach only whoever handles the report: it went to someone else meanwhile.
             ctx.say(
-                ctx._("{number} is not assigned to you, so this was not done.").format(
+                ctx._(
+                    "{number} has moved on: it is {state} now, with someone else, so this was "
+                    "not done."
+                ).format(number=report.number, state=cards.state_name(ctx.t, report))
+            )
+        elif refused.reason == access.NOT_COVERED:
+            ctx.say(
+                ctx._("You no longer handle reports like {number}, so this was not done.").format(
+                    number=report.number
+                )
+            )
+        elif refused.reason == access.OWN_REPORT:
+            ctx.say(
+                ctx._("You reported {number} yourself, so someone else must handle it.").format(
                     number=report.number
                 )
             )
@@ -128,8 +129,9 @@ class WorkFlow(Flow):
         return True
 
     async def _load(self, ctx: Context) -> tuple[Report, Action, Capacity] | None:
-        """The report a step is about, re-checked: someone else may have moved it meanwhile."""
-        report = await store.get(ctx.session, int(ctx.data["report_id"]))  # type: ignore[call-overload]
+        """The report a step is about, locked and re-checked: someone else may have moved it, or
+        the person's roles may have changed, since the question was asked."""
+        report = await store.lock(ctx.session, int(ctx.data["report_id"]))  # type: ignore[call-overload]
         if report is None:
             ctx.finish()
             ctx.say(ctx._("This report no longer exists. Nothing was changed."))
@@ -149,7 +151,8 @@ class WorkFlow(Flow):
         if capacity is Capacity.STAFF and report.assignee_id != ctx.person.id:
             report.assignee_id = ctx.person.id
         rule = self.rules.category(report.category)
-        if rule is not None:
+        # Nobody earns points for a report they handle themselves (access refuses that anyway).
+        if rule is not None and report.reporter_id != ctx.person.id:
             await points.award_pending(
                 ctx.session,
                 report.reporter_id,
@@ -168,7 +171,7 @@ class WorkFlow(Flow):
         await self._card_again(ctx, report, ctx._("Accepted. When you have news, use the buttons:"))
 
     async def _card_again(self, ctx: Context, report: Report, headline: str) -> None:
-        await tickets.retire_for_subject(ctx.session, cards.REPORT_TICKET, report.id, ctx.now)
+        await store.retire_cards(ctx.session, cards.REPORT_TICKET, report.id, ctx.now)
         roles = await ctx.roles()
         card = await cards.dispatch_card(
             ctx.notifier, self.rules, report, ctx.person, headline, for_staff=roles.is_staff
@@ -178,13 +181,10 @@ class WorkFlow(Flow):
     # ------------------------------------------------------------------ reassign
 
     async def _ask_assignee(self, ctx: Context, report: Report, data: dict[str, object]) -> None:
-        options: list[tuple[str, str]] = []
-        for level in range(report.escalation_level, routing.top_level(report.owner) + 1):
-            for person in await routing.people_at(ctx.session, report, level):
-                if person.id != report.assignee_id and all(
-                    value != f"{level}:{person.id}" for _, value in options
-                ):
-                    options.append((person.display_name or f"#{person.id}", f"{level}:{person.id}"))
+        options = [
+            (c.person.display_name or f"#{c.person.id}", f"{c.level}:{c.person.id}")
+            for c in await routing.reassign_options(ctx.session, report)
+        ]
         if not options:
             ctx.say(
                 ctx._("There is nobody else who could take {number}.").format(number=report.number)
@@ -212,27 +212,31 @@ class WorkFlow(Flow):
 
     # ------------------------------------------------------------------ duplicate
 
-    async def _ask_original(self, ctx: Context, report: Report, data: dict[str, object]) -> None:
-        phashes = [
-            m.phash for m in await store.media_of(ctx.session, report.id, "before") if m.phash
-        ]
-        similar = await store.similar_open(
+    async def _originals(self, ctx: Context, report: Report) -> list[Report]:
+        return await store.originals(
             ctx.session,
-            category=report.category,
-            building_id=report.building_id,
-            place=report.place,
-            since=report.created_at - self.rules.duplicate_window,
-            phashes=phashes,
+            report,
+            window=self.rules.duplicate_window,
             max_distance=self.rules.phash_distance,
-            exclude_id=report.id,
         )
+
+    async def _ask_original(self, ctx: Context, report: Report, data: dict[str, object]) -> None:
+        candidates = await self._originals(ctx, report)
+        if not candidates:
+            ctx.say(
+                ctx._(
+                    "There is no open report about the same place that {number} could repeat, "
+                    "so it cannot be marked as a duplicate."
+                ).format(number=report.number)
+            )
+            return
         ctx.ask(
             NAME,
             "original",
             ctx._(
                 "{number} repeats which report? Choose one, or type its number ({example})."
             ).format(number=report.number, example=REPORT_NUMBER_HINT),
-            options=[(r.number or "", str(r.id)) for r in similar],
+            options=[(r.number or "", str(r.id)) for r in candidates[:5]],
             data=data,
         )
 
@@ -252,6 +256,24 @@ class WorkFlow(Flow):
                 ctx._("I could not find that report. Please type a number like {example}.").format(
                     example=REPORT_NUMBER_HINT
                 )
+            )
+            return
+        # Pressed or typed, it must be one the duplicate search offers for this report now.
+        if original.id not in {r.id for r in await self._originals(ctx, report)}:
+            ctx.say(
+                ctx._(
+                    "{original} is not an open report about the same place, so it cannot be the "
+                    "original of {number}. Choose one of the buttons, or type another number."
+                ).format(original=original.number, number=report.number)
+            )
+            return
+        # Kept open until this commits; if someone is moving it right now, try again later.
+        held = await store.hold_if_free(ctx.session, original.id)
+        if held is None or State(held.state) not in OPEN_STATES:
+            ctx.say(
+                ctx._(
+                    "{original} is being changed right now. Please try again in a moment."
+                ).format(original=original.number)
             )
             return
         ctx.finish()
@@ -352,22 +374,31 @@ class WorkFlow(Flow):
         """Rejected or a duplicate: its cards go stale, and points are owed only for a report
         that stays accepted (accepted, passed on, then found not to be a problem: none)."""
         await points.withdraw_pending(ctx.session, accepted_key(report))
-        await tickets.retire_for_subject(ctx.session, cards.REPORT_TICKET, report.id, ctx.now)
+        await store.retire_cards(ctx.session, cards.REPORT_TICKET, report.id, ctx.now)
 
     async def _reassign(
         self, ctx: Context, report: Report, capacity: Capacity, note: str, data: dict[str, object]
     ) -> None:
-        person = await ctx.session.get(Person, int(data["to_person"]))  # type: ignore[call-overload]
-        if person is None:
+        # Still someone the report may go to, as the buttons were when they were offered?
+        to = next(
+            (
+                c
+                for c in await routing.reassign_options(ctx.session, report)
+                if (c.level, c.person.id) == (data["to_level"], data["to_person"])
+            ),
+            None,
+        )
+        if to is None:
             ctx.say(ctx._("That person is no longer here. Nothing was changed."))
             return
+        person = to.person
         choice = await hand_over(
             ctx.notifier,
             self.rules,
             report,
             action=Action.REASSIGN,
             capacity=capacity,
-            level=int(data["to_level"]),  # type: ignore[call-overload]
+            level=to.level,
             actor_id=ctx.person.id,
             note=note,
             to=person,
@@ -401,7 +432,7 @@ class WorkFlow(Flow):
             photo = store.Photo(str(after["key"]), after.get("thumb"), after.get("phash"))
             await store.add_media(ctx.session, report.id, "after", photo, ctx.now)
             image_path = str(self.rules.storage.path(photo.media_key))
-        await tickets.retire_for_subject(ctx.session, cards.REPORT_TICKET, report.id, ctx.now)
+        await store.retire_cards(ctx.session, cards.REPORT_TICKET, report.id, ctx.now)
         await ask_rating(ctx, self.rules, report, note, image_path)
         ctx.say(
             ctx._("{number} is resolved. The resident will be asked to rate the fix.").format(

@@ -81,7 +81,8 @@ TRANSITIONS: dict[tuple[State, Action], State] = {
 WHO_MAY: dict[Action, frozenset[Capacity]] = {
     Action.ASSIGN: frozenset({Capacity.SYSTEM, Capacity.STAFF}),
     Action.ACCEPT: frozenset({Capacity.ASSIGNEE, Capacity.STAFF}),
-    Action.REASSIGN: frozenset({Capacity.ASSIGNEE, Capacity.STAFF}),
+    # The system hands on the reports of someone whose role was revoked.
+    Action.REASSIGN: frozenset({Capacity.SYSTEM, Capacity.ASSIGNEE, Capacity.STAFF}),
     Action.REJECT: frozenset({Capacity.ASSIGNEE, Capacity.STAFF}),
     Action.MARK_DUPLICATE: frozenset({Capacity.ASSIGNEE, Capacity.STAFF}),
     Action.START: frozenset({Capacity.ASSIGNEE, Capacity.STAFF}),

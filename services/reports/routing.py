@@ -2,7 +2,8 @@
 
 Each owner has a ladder: the people who fix it, the head of their unit, then community staff.
 An overdue or reopened report climbs one rung; a rung nobody holds is skipped, so a report is
-never parked with no one. Within a rung the person with the fewest open reports gets it.
+never parked with no one. Within a rung the person with the fewest open reports gets it. Nobody
+is ever routed their own report: a handler who reports something is a resident like any other.
 """
 
 from __future__ import annotations
@@ -76,7 +77,9 @@ class Choice:
 async def choose(
     session: AsyncSession, report: Report, level: int, *, exclude: frozenset[int] = frozenset()
 ) -> Choice | None:
-    """The least busy person on the first rung from `level` up that anyone holds."""
+    """The least busy person on the first rung from `level` up that anyone holds, never the
+    reporter nor anyone in `exclude`."""
+    exclude = exclude | {report.reporter_id}
     for current in range(level, len(ladder(report.owner))):
         candidates = [p for p in await people_at(session, report, current) if p.id not in exclude]
         if candidates:
@@ -84,6 +87,20 @@ async def choose(
             best = min(candidates, key=lambda p: (load.get(p.id, 0), p.id))
             return Choice(current, rung(report.owner, current), best)
     return None
+
+
+async def reassign_options(session: AsyncSession, report: Report) -> list[Choice]:
+    """Whom the report may be passed to now: anyone on its rung or above, each once at their
+    lowest rung, except whoever has it and whoever reported it. The buttons offered and the
+    check of the one pressed both come from here."""
+    exclude = {report.assignee_id, report.reporter_id}
+    options: list[Choice] = []
+    for level in range(report.escalation_level, top_level(report.owner) + 1):
+        for person in await people_at(session, report, level):
+            if person.id not in exclude:
+                exclude.add(person.id)
+                options.append(Choice(level, rung(report.owner, level), person))
+    return options
 
 
 async def open_load(session: AsyncSession, person_ids: list[int]) -> dict[int, int]:

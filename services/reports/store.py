@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import imagehash
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Select, and_, false, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Person, Report, ReportEvent, ReportFollower, ReportMedia
+from models import ActionTicket, Person, Report, ReportEvent, ReportFollower, ReportMedia
 from services import audit
 from services.reports.lifecycle import (
     HANDLING_STATES,
@@ -127,12 +127,6 @@ async def submit(session: AsyncSession, new: NewReport, now: datetime) -> Report
     return report
 
 
-def refusal(report: Report, action: Action, capacity: Capacity) -> Refusal | None:
-    """Would the move be refused whatever the note? Asked before asking someone for a note."""
-    result = next_state(State(report.state), action, capacity, note="-")
-    return result if isinstance(result, Refusal) else None
-
-
 async def record_refusal(
     session: AsyncSession,
     report: Report,
@@ -218,6 +212,52 @@ async def get(session: AsyncSession, report_id: int) -> Report | None:
     return await session.get(Report, report_id)
 
 
+async def lock(session: AsyncSession, report_id: int) -> Report | None:
+    """The report as it is now, locked for a move until the transaction ends.
+
+    Load it this way before deciding or writing anything about it: two people moving one report
+    then take turns, and the second one decides on what the first one left (FOR UPDATE on
+    Postgres; SQLite's BEGIN IMMEDIATE already lets one writer at a time in).
+    """
+    return await session.scalar(
+        select(Report)
+        .where(Report.id == report_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+async def hold_if_free(session: AsyncSession, report_id: int) -> Report | None:
+    """The report, kept from moving until the transaction ends (FOR SHARE), or None while
+    someone else is moving it: a move that only refers to it never waits, so never deadlocks."""
+    return await session.scalar(
+        select(Report)
+        .where(Report.id == report_id)
+        .with_for_update(read=True, skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def retire_cards(session: AsyncSession, kind: str, report_id: int, now: datetime) -> None:
+    """The report's buttons (`kind`) on everyone's phone go stale once it moves.
+
+    A ticket that another transaction is spending right now is skipped: it is being used up
+    anyway, and waiting for it while holding the report could deadlock with its presser.
+    """
+    unused = (
+        select(ActionTicket.id)
+        .where(
+            ActionTicket.kind == kind,
+            ActionTicket.subject_id == report_id,
+            ActionTicket.used_at.is_(None),
+        )
+        .with_for_update(skip_locked=True)
+    )
+    await session.execute(
+        update(ActionTicket).where(ActionTicket.id.in_(unused)).values(used_at=now)
+    )
+
+
 async def by_number(session: AsyncSession, number: str) -> Report | None:
     return await session.scalar(select(Report).where(Report.number == number.strip().upper()))
 
@@ -296,6 +336,18 @@ async def queue(
     )
 
 
+async def _due(session: AsyncSession, query: Select[tuple[Report]]) -> list[Report]:
+    """Due rows for the tick, locked for its moves. Rows someone is moving right now are left
+    for the next tick (SKIP LOCKED), which finds them moved on or still due: the tick never
+    waits for a chat, so it can never deadlock with one."""
+    query = (
+        query.order_by(Report.id)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.scalars(query)).all())
+
+
 async def due_reminders(session: AsyncSession, now: datetime) -> list[Report]:
     query = select(Report).where(
         Report.remind_at <= now,
@@ -303,7 +355,7 @@ async def due_reminders(session: AsyncSession, now: datetime) -> list[Report]:
         Report.assignee_id.is_not(None),
         Report.state.in_([s.value for s in HANDLING_STATES]),
     )
-    return list((await session.scalars(query.order_by(Report.id))).all())
+    return await _due(session, query)
 
 
 async def due_escalations(session: AsyncSession, now: datetime) -> list[Report]:
@@ -312,7 +364,7 @@ async def due_escalations(session: AsyncSession, now: datetime) -> list[Report]:
         Report.assignee_id.is_not(None),
         Report.state.in_([State.ASSIGNED.value, State.IN_PROGRESS.value, State.REOPENED.value]),
     )
-    return list((await session.scalars(query.order_by(Report.id))).all())
+    return await _due(session, query)
 
 
 async def undispatched(session: AsyncSession) -> list[Report]:
@@ -320,11 +372,34 @@ async def undispatched(session: AsyncSession) -> list[Report]:
     query = select(Report).where(
         Report.state == State.SUBMITTED.value, Report.assignee_id.is_(None)
     )
-    return list((await session.scalars(query.order_by(Report.id))).all())
+    return await _due(session, query)
 
 
 async def unrated_since(session: AsyncSession, before: datetime) -> list[Report]:
     query = select(Report).where(Report.state == State.RESOLVED.value, Report.resolved_at <= before)
+    return await _due(session, query)
+
+
+async def handled_by(session: AsyncSession, person_id: int) -> list[Report]:
+    """The reports this person is handling now, locked for handing them on."""
+    query = (
+        select(Report)
+        .where(
+            Report.assignee_id == person_id,
+            Report.state.in_([s.value for s in HANDLING_STATES]),
+        )
+        .order_by(Report.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def open_outside(session: AsyncSession, categories: Sequence[str]) -> list[Report]:
+    """Open reports whose category is not among `categories` (removed from the configuration)."""
+    query = select(Report).where(
+        Report.state.in_([s.value for s in OPEN_STATES]), Report.category.not_in(categories)
+    )
     return list((await session.scalars(query.order_by(Report.id))).all())
 
 
@@ -359,7 +434,12 @@ async def similar_open(
     Same building (or shared place) in the window, and either the same category or a photo whose
     perceptual hash is within `max_distance`: a photo match comes first, it is the stronger hint.
     """
-    where = Report.building_id == building_id if building_id is not None else Report.place == place
+    if building_id is not None:
+        where = Report.building_id == building_id
+    elif place is not None:
+        where = Report.place == place
+    else:
+        where = false()  # neither a building nor a shared place: nothing to compare with
     candidates = list(
         (
             await session.scalars(
@@ -397,6 +477,32 @@ async def similar_open(
     matches = [r for r in candidates if r.id in photo_match or r.category == category]
     matches.sort(key=lambda r: (r.id not in photo_match, -r.created_at.timestamp()))
     return matches[:limit]
+
+
+async def originals(
+    session: AsyncSession,
+    report: Report,
+    *,
+    window: timedelta,
+    max_distance: int,
+    limit: int = 50,
+) -> list[Report]:
+    """What `report` may be marked a duplicate of: the open reports the duplicate search offers
+    for it (same building or shared place, within `window` of it, same category or a similar
+    photo), best first, never itself. The same list gives the buttons and checks a typed number,
+    so nobody can point a report at one in another grid, a closed one or an unrelated one."""
+    phashes = [m.phash for m in await media_of(session, report.id, "before") if m.phash]
+    return await similar_open(
+        session,
+        category=report.category,
+        building_id=report.building_id,
+        place=report.place,
+        since=report.created_at - window,
+        phashes=phashes,
+        max_distance=max_distance,
+        limit=limit,
+        exclude_id=report.id,
+    )
 
 
 __all__ = [

@@ -1,0 +1,101 @@
+"""Item 14 of the hardening issue: effects exactly-once, replies at-least-once.
+
+A crash between the commit and the send is what happens when the process dies after handling
+an update: the replies were committed with it and never left. Here that is a handled update
+whose reply was never reported sent, or a send that failed.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from bot.app import Linli
+from handlers.messages import Kind
+from models import PendingReply, Report
+from tests.conftest import FakeClock
+from tests.dialog import Dialog, texts
+from tests.report_cast import join
+from tests.telegram_harness import TelegramUser, invite_code, register, running_bot
+from tests.telegram_stub import BotApiStub
+
+
+async def count(linli: Linli, model: type) -> int:
+    async with linli.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_a_redelivered_update_whose_replies_never_left_gets_them_again(
+    linli: Linli,
+) -> None:
+    dialog = Dialog(linli)
+    await join(dialog, "amy")
+    await dialog.say("amy", "/report")
+    await dialog.press("amy", "Continue without a photo")
+    await dialog.press("amy", "Something else")
+    await dialog.press("amy", "My building")
+    await dialog.press("amy", "Skip")
+    await dialog.say("amy", "The lift is stuck")
+    submit = dialog.channel.incoming(
+        "amy", kind=Kind.CHOICE, payload=dialog.payload("amy", "Submit"), key="press-submit"
+    )
+
+    first = await linli.dialogue.handle(submit)  # committed; then the process died
+    assert "Your report R-2026-000001 is in" in texts(first)
+    again = await linli.dialogue.handle(submit)  # Telegram redelivers the update
+    assert again.outcome == "resent"
+    assert texts(again) == texts(first)
+    assert await count(linli, Report) == 1  # the effect happened once
+
+    again.sent()
+    await linli.dialogue.receipts.flush()
+    assert await count(linli, PendingReply) == 0
+    third = await linli.dialogue.handle(submit)
+    assert third.outcome == "duplicate" and third.messages == []
+
+
+async def test_a_reply_sent_and_then_redelivered_is_not_repeated(linli: Linli) -> None:
+    dialog = Dialog(linli)
+    await dialog.say("amy", "/help", key="help-1")
+    again = await dialog.say("amy", "/help", key="help-1")
+    assert again.outcome == "duplicate" and again.messages == []
+
+
+async def test_the_tick_sends_replies_a_failed_send_left_behind(
+    db_url: str, clock: FakeClock
+) -> None:
+    async with BotApiStub() as stub, running_bot(db_url, stub, clock) as linli:
+        amy = TelegramUser(stub, 501, "Amy")
+        await register(amy, await invite_code(linli), "302")
+        # The answer to /help cannot be delivered (the network dropped it).
+        stub.fail_next("sendMessage", error_code=400, description="Bad Request: flaky")
+        stub.send_text(amy.id, "/help")
+        await stub.wait_idle()
+        assert "registered" in amy.texts()[-1]  # the answer to /help never arrived
+        assert await count(linli, PendingReply) == 1
+
+        clock.advance(minutes=1)
+        await linli.ticker.tick()
+        assert await count(linli, PendingReply) == 1  # a live process may still be sending
+
+        clock.advance(minutes=2)
+        report = await linli.ticker.tick()
+        assert report.replies_resent == 1
+        assert "/report" in amy.texts()[-1]
+        assert await count(linli, PendingReply) == 0
+
+
+async def test_a_redelivered_update_after_a_failed_send_is_answered(
+    db_url: str, clock: FakeClock
+) -> None:
+    async with BotApiStub() as stub, running_bot(db_url, stub, clock) as linli:
+        amy = TelegramUser(stub, 502, "Amy")
+        await register(amy, await invite_code(linli), "302")
+        stub.fail_next("sendMessage", error_code=400, description="Bad Request: flaky")
+        update = stub.message_update(amy.id, "/help", first_name="Amy", language_code="en")
+        stub.push_update(update)
+        await stub.wait_idle()
+        before = len(amy.texts())
+        stub.push_update(update)  # Telegram delivers the same update again
+        answer = await stub.wait_for_message(amy.id, contains="/report", after=len(stub.sent) - 1)
+        assert answer is not None
+        assert len(amy.texts()) == before + 1
