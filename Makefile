@@ -25,10 +25,11 @@ run: $(STAMP) compile-catalogs
 	$(BIN)/linli init
 	$(BIN)/linli run
 
+# Two workers: most of the suite's time is `linli` processes starting up, which is CPU work.
 test: $(STAMP) compile-catalogs
 	$(BIN)/linli init
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

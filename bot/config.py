@@ -59,10 +59,20 @@ class TelegramSettings(_Section):
     api_base_url: str = "https://api.telegram.org/bot"
     file_base_url: str = "https://api.telegram.org/file/bot"
     mode: Literal["polling", "webhook"] = "polling"
-    webhook_url: str = ""
+    # Where Telegram posts updates; setWebhook with an empty URL would remove the webhook.
+    webhook_url: str = Field(default="", validate_default=True)
     # Telegram sends it with every webhook POST; the route refuses a POST without it.
     webhook_secret: str = Field(default="", validate_default=True)
     poll_timeout: int = Field(default=10, ge=0, le=50)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url_for_webhook(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("mode") == "webhook" and not value.startswith(("https://", "http://")):
+            raise ValueError(
+                "webhook mode needs the URL Telegram posts to, e.g. https://…/telegram/webhook"
+            )
+        return value
 
     @field_validator("webhook_secret")
     @classmethod

@@ -12,7 +12,7 @@ from sqlalchemy import update
 from bot.app import Linli
 from models import Report, Role
 from tests.conftest import FakeClock
-from tests.dialog import Dialog
+from tests.dialog import Dialog, texts
 from tests.report_cast import hire, join
 from tests.test_config import linli as run_linli
 from tests.test_reports import draft_without_photo, events, report_without_photo, the_report
@@ -107,3 +107,31 @@ async def test_init_warns_about_open_reports_of_removed_categories(
     assert len(warnings) == 1, result.stderr
     assert f"open report {bad} has category '{GONE}'" in warnings[0]
     assert "WARNING" in warnings[0]
+
+
+async def test_people_can_still_pass_on_and_reopen_a_report_of_a_removed_category(
+    linli: Linli, dialog: Dialog
+) -> None:
+    await join(dialog, "amy")
+    workers = {
+        await hire(dialog, "gus", Role.GRID_WORKER, grid="Grid 1"): "gus",
+        await hire(dialog, "gil", Role.GRID_WORKER, grid="Grid 1"): "gil",
+    }
+    await hire(dialog, "sam", Role.STAFF)
+    number = await report_without_photo(dialog, "amy", "The lamp flickers")
+    await remove_category(linli, number)
+    worker = workers[(await the_report(linli, number)).assignee_id or 0]
+    other = "gil" if worker == "gus" else "gus"
+    await dialog.press(worker, "Reassign")
+    await dialog.press(worker, other.title())
+    passed = await dialog.say(worker, "On leave this week")
+    assert f"{number} is now with {other.title()}" in texts(passed)
+    await dialog.press(other, "Accept")
+    await dialog.press(other, "Resolved")
+    await dialog.press(other, "No photo possible")
+    await dialog.say(other, "New bulb")
+    reopened = await dialog.press("amy", "Not fixed")
+    assert "is reopened" in texts(reopened)
+    report = await the_report(linli, number)
+    assert (report.state, report.escalation_level) == ("reopened", 1)  # up to the staff
+    assert f"Report {number}" in "\n".join(dialog.notices("sam"))

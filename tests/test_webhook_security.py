@@ -118,6 +118,16 @@ def test_webhook_mode_needs_a_secret() -> None:
     assert load_settings(ROOT / "bot.toml", environ={"LINLI_TELEGRAM__TOKEN": "1:abc"})
 
 
+def test_webhook_mode_needs_a_url() -> None:
+    environ = {
+        "LINLI_TELEGRAM__TOKEN": "1:abc",
+        "LINLI_TELEGRAM__MODE": "webhook",
+        "LINLI_TELEGRAM__WEBHOOK_SECRET": SECRET,
+    }
+    with pytest.raises(ConfigError, match=r"telegram\.webhook_url"):
+        load_settings(ROOT / "bot.toml", environ=environ)
+
+
 async def test_run_in_webhook_mode_without_secret_exits_2(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LINLI_")}
     env.update(

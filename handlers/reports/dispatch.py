@@ -3,7 +3,6 @@ when the person who had it no longer holds a role that covers it."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from handlers.flow import Notifier
@@ -15,7 +14,6 @@ from services import people
 from services.reports import access, routing, store
 from services.reports.lifecycle import Action, Capacity, Refusal
 
-log = logging.getLogger("linli.reports")
 # The timeline note of a report handed on by the system, as "overdue" is for an escalation.
 HANDED_ON = "handed on: the previous handler no longer covers it"
 
@@ -39,8 +37,6 @@ async def hand_over(
     None when nobody can take it (or the lifecycle refused the move, which is audited); the
     report then stays where it was and the tick tries again later.
     """
-    rule = rules.category(report.category)
-    assert rule is not None, report.category
     if to is not None:
         choice: routing.Choice | None = routing.Choice(level, routing.rung(report.owner, level), to)
     else:
@@ -56,7 +52,7 @@ async def hand_over(
         report,
         choice.person.id,
         choice.level,
-        rule.category,
+        rules.sla_of(report),
         notifier.now,
         reminder_fraction=rules.reminder_fraction,
         top=choice.level >= routing.top_level(report.owner),
@@ -124,14 +120,6 @@ async def hand_on_uncovered(
     handed: list[HandedOn] = []
     for report in await store.handled_by(notifier.session, person_id):
         if access.covers(roles, report):
-            continue
-        if rules.category(report.category) is None:
-            log.warning(
-                "report %s has category %r, which is not configured; not handed on",
-                report.number,
-                report.category,
-            )
-            handed.append(HandedOn(report.number or "", None))
             continue
         choice = await hand_over(
             notifier,

@@ -90,10 +90,8 @@ class RatingFlow(Flow):
             ctx.notifier, self.rules, report, note="reopened by the resident", stay_at_top=True
         )
         if choice is not None:
-            rule = self.rules.category(report.category)
-            assert rule is not None
             # A fix that did not hold gets a new deadline, as a new report would.
-            report.due_at = ctx.now + rule.category.sla
+            report.due_at = ctx.now + self.rules.sla_of(report)
 
     async def step_comment(self, ctx: Context) -> None:
         if ctx.choice == "skip":

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from handlers.i18n import Translator
-from models import Role
+from models import Report, Role
 from services.media import MediaLimits, MediaStorage
 from services.reports.store import Category
 
@@ -23,6 +23,8 @@ HANDLER_ROLES = frozenset(
     }
 )
 REPORTER_ROLES = HANDLER_ROLES | {Role.RESIDENT}
+# Only for a report that has neither a configured category nor a due time.
+FALLBACK_SLA = timedelta(hours=72)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,16 @@ class ReportRules:
 
     def category(self, code: str) -> CategoryRule | None:
         return next((c for c in self.categories if c.code == code), None)
+
+    def sla_of(self, report: Report) -> timedelta:
+        """The category's SLA; for a category since removed from bot.toml, the time the report
+        was first given, so that the people handling it can still pass it on or reopen it."""
+        rule = self.category(report.category)
+        if rule is not None:
+            return rule.category.sla
+        if report.due_at is not None:
+            return report.due_at - report.created_at
+        return FALLBACK_SLA
 
     def category_name(self, code: str, t: Translator) -> str:
         rule = self.category(code)

@@ -190,7 +190,7 @@ def set_assignee(
     report: Report,
     person_id: int,
     level: int,
-    category: Category,
+    sla: timedelta,
     now: datetime,
     *,
     reminder_fraction: float,
@@ -203,9 +203,9 @@ def set_assignee(
     """
     report.assignee_id, report.escalation_level, report.updated_at = person_id, level, now
     if new_period:
-        report.remind_at = now + category.sla * reminder_fraction
+        report.remind_at = now + sla * reminder_fraction
         report.reminded_at = None
-        report.escalate_at = None if top else now + category.sla
+        report.escalate_at = None if top else now + sla
 
 
 async def get(session: AsyncSession, report_id: int) -> Report | None:
