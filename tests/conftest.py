@@ -20,6 +20,7 @@ from bot.app import Linli, assemble
 from bot.config import Settings, load_settings
 from bot.database import create_engine, migrate
 from models import Base
+from tests.telegram_stub import BotApiStub
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -117,3 +118,16 @@ async def linli(db_url: str, clock: FakeClock, approval: str) -> AsyncIterator[L
     app = await fresh_linli(settings_for(db_url, LINLI_COMMUNITY__APPROVAL=approval), clock)
     yield app
     await app.close()
+
+
+@pytest.fixture
+async def stub() -> AsyncIterator[BotApiStub]:
+    """The Telegram Bot API, played by tests/telegram_stub.py over real HTTP."""
+    async with BotApiStub() as running:
+        yield running
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """For tests of a layer above the database, where one database is enough."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'linli.db'}"

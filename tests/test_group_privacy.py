@@ -31,12 +31,6 @@ BOSS_REPORT = "Boss-canary loose railing on landing"
 
 
 @pytest.fixture
-async def stub() -> AsyncIterator[BotApiStub]:
-    async with BotApiStub() as running:
-        yield running
-
-
-@pytest.fixture
 async def bot(db_url: str, stub: BotApiStub, clock: FakeClock) -> AsyncIterator[Linli]:
     async with running_bot(db_url, stub, clock, LINLI_COMMUNITY__APPROVAL="building_head") as linli:
         yield linli

@@ -22,6 +22,18 @@ def stored_files(linli: Linli) -> set[str]:
     return {p.name for p in root.rglob("*") if p.is_file()}
 
 
+async def submit_photo_draft(dialog: Dialog, who: str) -> None:
+    """From "Photo 1 of 4 received" to a submitted report."""
+    await dialog.press(who, "Done")
+    await dialog.press(who, "Garbage pile")
+    await dialog.press(who, "My building")
+    await dialog.press(who, "Skip")
+    reply = await dialog.say(who, "Bags by the door")
+    if "Mine is different" in [o.label for m in reply.messages for o in m.options]:
+        await dialog.press(who, "Mine is different")
+    assert "is in" in texts(await dialog.press(who, "Submit"))
+
+
 async def test_a_stranger_s_photo_is_not_fetched(linli: Linli) -> None:
     dialog = Dialog(linli)
     reply = await send_photo(dialog, "eve", photo(), ref="eve-1")
@@ -68,14 +80,7 @@ async def test_residents_with_nothing_open_and_workers_asked_for_a_photo_are_fet
     reply = await send_photo(dialog, "amy", photo(), ref="start")
     assert "Photo 1 of 4 received" in texts(reply)
     assert dialog.channel.fetched == ["start"]
-    await dialog.press("amy", "Done")
-    await dialog.press("amy", "Garbage pile")
-    await dialog.press("amy", "My building")
-    await dialog.press("amy", "Skip")
-    reply = await dialog.say("amy", "Bags by the door")
-    if "Mine is different" in [o.label for m in reply.messages for o in m.options]:
-        await dialog.press("amy", "Mine is different")
-    await dialog.press("amy", "Submit")
+    await submit_photo_draft(dialog, "amy")
     await dialog.press("gus", "Accept")
     await dialog.press("gus", "Resolved")
     reply = await send_photo(dialog, "gus", photo(800, 600), ref="after")
@@ -105,12 +110,7 @@ async def test_files_of_cancelled_drafts_are_collected_after_the_grace_period(
     shared = photo(1024, 768)
     # Amy submits a report with a photo; Bob sends the very same picture, then cancels.
     await send_photo(dialog, "amy", shared, ref="amy-photo")
-    await dialog.press("amy", "Done")
-    await dialog.press("amy", "Garbage pile")
-    await dialog.press("amy", "My building")
-    await dialog.press("amy", "Skip")
-    await dialog.say("amy", "Bags by the door")
-    await dialog.press("amy", "Submit")
+    await submit_photo_draft(dialog, "amy")
     kept = stored_files(linli)
     await send_photo(dialog, "bob", shared, ref="bob-same")
     await send_photo(dialog, "bob", photo(640, 480), ref="bob-other")

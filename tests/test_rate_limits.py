@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -23,17 +22,6 @@ from services import outbox, people
 from tests.conftest import FakeClock
 from tests.telegram_harness import TelegramUser, running_bot
 from tests.telegram_stub import BotApiStub
-
-
-@pytest.fixture
-async def stub() -> AsyncIterator[BotApiStub]:
-    async with BotApiStub() as running:
-        yield running
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path / 'linli.db'}"
 
 
 @pytest.fixture

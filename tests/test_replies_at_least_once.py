@@ -17,6 +17,7 @@ from tests.dialog import Dialog, texts
 from tests.report_cast import join
 from tests.telegram_harness import TelegramUser, invite_code, register, running_bot
 from tests.telegram_stub import BotApiStub
+from tests.test_reports import draft_without_photo
 
 
 async def count(linli: Linli, model: type) -> int:
@@ -29,12 +30,7 @@ async def test_a_redelivered_update_whose_replies_never_left_gets_them_again(
 ) -> None:
     dialog = Dialog(linli)
     await join(dialog, "amy")
-    await dialog.say("amy", "/report")
-    await dialog.press("amy", "Continue without a photo")
-    await dialog.press("amy", "Something else")
-    await dialog.press("amy", "My building")
-    await dialog.press("amy", "Skip")
-    await dialog.say("amy", "The lift is stuck")
+    await draft_without_photo(dialog, "amy", "The lift is stuck")
     submit = dialog.channel.incoming(
         "amy", kind=Kind.CHOICE, payload=dialog.payload("amy", "Submit"), key="press-submit"
     )
@@ -60,14 +56,19 @@ async def test_a_reply_sent_and_then_redelivered_is_not_repeated(linli: Linli) -
     assert again.outcome == "duplicate" and again.messages == []
 
 
+async def resident_whose_next_answer_fails(linli: Linli, stub: BotApiStub) -> TelegramUser:
+    amy = TelegramUser(stub, 501, "Amy")
+    await register(amy, await invite_code(linli), "302")
+    # The next answer cannot be delivered (the network dropped it).
+    stub.fail_next("sendMessage", error_code=400, description="Bad Request: flaky")
+    return amy
+
+
 async def test_the_tick_sends_replies_a_failed_send_left_behind(
-    db_url: str, clock: FakeClock
+    db_url: str, stub: BotApiStub, clock: FakeClock
 ) -> None:
-    async with BotApiStub() as stub, running_bot(db_url, stub, clock) as linli:
-        amy = TelegramUser(stub, 501, "Amy")
-        await register(amy, await invite_code(linli), "302")
-        # The answer to /help cannot be delivered (the network dropped it).
-        stub.fail_next("sendMessage", error_code=400, description="Bad Request: flaky")
+    async with running_bot(db_url, stub, clock) as linli:
+        amy = await resident_whose_next_answer_fails(linli, stub)
         stub.send_text(amy.id, "/help")
         await stub.wait_idle()
         assert "registered" in amy.texts()[-1]  # the answer to /help never arrived
@@ -85,12 +86,10 @@ async def test_the_tick_sends_replies_a_failed_send_left_behind(
 
 
 async def test_a_redelivered_update_after_a_failed_send_is_answered(
-    db_url: str, clock: FakeClock
+    db_url: str, stub: BotApiStub, clock: FakeClock
 ) -> None:
-    async with BotApiStub() as stub, running_bot(db_url, stub, clock) as linli:
-        amy = TelegramUser(stub, 502, "Amy")
-        await register(amy, await invite_code(linli), "302")
-        stub.fail_next("sendMessage", error_code=400, description="Bad Request: flaky")
+    async with running_bot(db_url, stub, clock) as linli:
+        amy = await resident_whose_next_answer_fails(linli, stub)
         update = stub.message_update(amy.id, "/help", first_name="Amy", language_code="en")
         stub.push_update(update)
         await stub.wait_idle()

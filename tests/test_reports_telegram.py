@@ -21,12 +21,6 @@ from tests.telegram_stub import BotApiStub
 
 
 @pytest.fixture
-async def stub() -> AsyncIterator[BotApiStub]:
-    async with BotApiStub() as running:
-        yield running
-
-
-@pytest.fixture
 async def bot(db_url: str, stub: BotApiStub, clock: FakeClock) -> AsyncIterator[Linli]:
     async with running_bot(db_url, stub, clock) as linli:
         yield linli

@@ -18,16 +18,7 @@ from tests.conftest import FakeClock, settings_for
 from tests.dialog import Dialog, texts
 from tests.races import Blocker
 from tests.report_cast import join
-
-
-async def to_the_summary(dialog: Dialog, who: str) -> None:
-    await dialog.say(who, "/report")
-    await dialog.press(who, "Continue without a photo")
-    await dialog.press(who, "Something else")
-    await dialog.press(who, "My building")
-    await dialog.press(who, "Skip")
-    reply = await dialog.say(who, "The lift is stuck")
-    assert "Please check your report" in texts(reply), texts(reply)
+from tests.test_reports import draft_without_photo
 
 
 async def reports(linli: Linli) -> int:
@@ -67,7 +58,8 @@ async def test_saving_over_a_newer_version_is_refused_and_changes_nothing(linli:
 
 async def to_the_summary_as_resident(dialog: Dialog) -> None:
     await join(dialog, "amy")
-    await to_the_summary(dialog, "amy")
+    reply = await draft_without_photo(dialog, "amy", "The lift is stuck")
+    assert "Please check your report" in texts(reply), texts(reply)
 
 
 def press(dialog: Dialog, who: str, label: str, key: str) -> Incoming:

@@ -20,12 +20,6 @@ from tests.telegram_stub import AsgiServer, BotApiStub
 
 
 @pytest.fixture
-async def stub() -> AsyncIterator[BotApiStub]:
-    async with BotApiStub() as running:
-        yield running
-
-
-@pytest.fixture
 async def bot(
     db_url: str, stub: BotApiStub, clock: FakeClock, approval: str
 ) -> AsyncIterator[Linli]:

@@ -34,12 +34,6 @@ USER = 4242
 
 
 @pytest.fixture
-async def stub() -> AsyncIterator[BotApiStub]:
-    async with BotApiStub() as running:
-        yield running
-
-
-@pytest.fixture
 async def bot(stub: BotApiStub) -> AsyncIterator[Bot]:
     async with Bot(
         stub.token, base_url=stub.api_base_url, base_file_url=stub.file_base_url

@@ -34,18 +34,6 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MB = 1 << 20
 
 
-@pytest.fixture
-async def stub() -> AsyncIterator[BotApiStub]:
-    async with BotApiStub() as running:
-        yield running
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    # The web layer is what is under test here; one database is enough.
-    return f"sqlite+aiosqlite:///{tmp_path / 'linli.db'}"
-
-
 @asynccontextmanager
 async def webhook_bot(
     db_url: str, stub: BotApiStub, clock: FakeClock
