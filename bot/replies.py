@@ -37,12 +37,11 @@ class LeftReplies:
         crash before they are forgotten sends them once more, which at-least-once allows.
         """
         async with self.transaction() as session:
-            left = [
-                (row.channel, row.key, row.chat_id, row.messages)
-                for row in await replies.left_behind(session, self.clock() - LEFT_AFTER)
-            ]
+            left = await replies.left_behind(session, self.clock() - LEFT_AFTER)
         done: list[tuple[str, str]] = []
-        for channel, key, chat_id, messages in left:
+        for channel, key, chat_id, messages in (
+            (u.channel, u.key, u.chat_id, u.messages) for u in left
+        ):
             sender = self.senders.get(channel)
             if sender is None:
                 continue  # that channel is not running here; keep them for one that is

@@ -135,6 +135,12 @@ class DialogueEngine:
                     async with self.transaction() as session:
                         reply, notified = await self._handle(session, incoming)
                     break
+                except updates.AlreadyHandled:
+                    # A concurrent delivery of this update committed first: answer as a
+                    # redelivery (its replies, if they may not have gone out yet).
+                    async with self.transaction() as session:
+                        reply = await self._duplicate(session, incoming)
+                    break
                 except conversations.StaleConversation:
                     log.info(
                         "stale conversation channel=%s key=%s attempt=%d",
@@ -205,6 +211,18 @@ class DialogueEngine:
                 await people.roles_of(session, person_id)
             )
 
+    async def _duplicate(self, session: AsyncSession, incoming: Incoming) -> Reply:
+        """A redelivery changes nothing; its replies go out again if they may not have."""
+        key = incoming.update_key
+        kept = (
+            await replies.kept(session, incoming.channel, key)
+            if key is not None and (incoming.channel, key) not in self.receipts
+            else None
+        )
+        if kept:
+            return Reply([Outgoing.from_dict(m) for m in kept], outcome="resent")
+        return Reply(outcome="duplicate")
+
     async def _handle(self, session: AsyncSession, incoming: Incoming) -> tuple[Reply, bool]:
         now = self.clock()
         locale = match_locale(incoming.sender.language_code, self.rules.default_locale)
@@ -214,23 +232,13 @@ class DialogueEngine:
             incoming.sender.external_id,
             incoming.chat.chat_id,
             update_key=incoming.update_key,
-            now=now,
             display_name=incoming.sender.display_name,
             username=incoming.sender.username,
             private=incoming.chat.private,
             locale=locale,
         )
         if arrival is None:
-            key = incoming.update_key
-            kept = (
-                await replies.kept(session, incoming.channel, key)
-                if key is not None and (incoming.channel, key) not in self.receipts
-                else None
-            )
-            if kept:
-                # Handled before, but its answer may never have left: say it again.
-                return Reply([Outgoing.from_dict(m) for m in kept], outcome="resent"), False
-            return Reply(outcome="duplicate"), False
+            return await self._duplicate(session, incoming), False
         person, stored = arrival.person, arrival.conversation
         state = stored.state if stored is not None else None
         timed_out = stored is not None and stored.expired(now)
@@ -254,15 +262,6 @@ class DialogueEngine:
         def epilogue(sync: Session) -> None:
             connection = sync.connection()
             person.save(connection)
-            if key is not None and ctx.replies:
-                replies.keep(
-                    connection,
-                    channel=incoming.channel,
-                    key=key,
-                    chat_id=incoming.chat.chat_id,
-                    messages=[m.to_dict() for m in ctx.replies],
-                    now=now,
-                )
             conversations.save(
                 connection,
                 stored,
@@ -273,6 +272,15 @@ class DialogueEngine:
                 expires_at=now + timedelta(minutes=self.rules.flow_timeout_minutes),
                 now=now,
             )
+            if key is not None:
+                updates.claim(
+                    connection,
+                    incoming.channel,
+                    key,
+                    now,
+                    chat_id=incoming.chat.chat_id,
+                    replies=[m.to_dict() for m in ctx.replies] or None,
+                )
 
         await session.run_sync(epilogue)
         reply.messages = ctx.replies

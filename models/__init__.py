@@ -3,7 +3,7 @@
 from models.audit import AuditEntry
 from models.base import Base
 from models.community import Building, Community, Grid, Household
-from models.conversation import Conversation, PendingReply, ProcessedUpdate
+from models.conversation import Conversation, ProcessedUpdate
 from models.invite import Invite
 from models.outbox import OutboxMessage
 from models.people import Identity, Person, Role, RoleAssignment
@@ -24,7 +24,6 @@ __all__ = [
     "Invite",
     "OutboxMessage",
     "PendingAward",
-    "PendingReply",
     "Person",
     "ProcessedUpdate",
     "Report",

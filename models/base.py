@@ -48,5 +48,4 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         datetime: UTCDateTime,
         dict[str, Any]: JSON,
-        list[dict[str, Any]]: JSON,
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, utcnow
@@ -34,26 +34,30 @@ class Conversation(Base):
 
 
 class ProcessedUpdate(Base):
-    """One row per platform update key; the primary key makes a redelivery a no-op."""
+    """One row per platform update key, written with the update's own changes: the primary key
+    makes a redelivery a no-op.
+
+    It also keeps the update's replies until the channel has sent them (then `replies` is
+    emptied), so a crash between the commit and the send loses nothing: a redelivery, or the
+    tick, sends them again (DESIGN.md "Incoming duplicates").
+    """
 
     __tablename__ = "processed_update"
+    __table_args__ = (
+        # The tick looks for replies a dead process left; once sent, a row leaves this index.
+        Index(
+            "ix_processed_update_unsent",
+            "received_at",
+            sqlite_where=text("replies IS NOT NULL"),
+            postgresql_where=text("replies IS NOT NULL"),
+        ),
+    )
 
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-
-
-class PendingReply(Base):
-    """The replies to one handled update, kept until the channel has sent them.
-
-    Written in the update's transaction and deleted once sent, so a crash between the commit and
-    the send loses nothing: a redelivery of the update, or the tick, sends them again.
-    """
-
-    __tablename__ = "pending_reply"
-
-    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
-    key: Mapped[str] = mapped_column(String(128), primary_key=True)
-    chat_id: Mapped[str] = mapped_column(String(64))
-    messages: Mapped[list[dict[str, Any]]]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    chat_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # SQL NULL once sent (not JSON null), so the partial index above drops the row.
+    replies: Mapped[list[dict[str, Any]] | None] = mapped_column(
+        JSON(none_as_null=True), default=None
+    )

@@ -155,22 +155,22 @@ async def arrive(
     chat_id: str,
     *,
     update_key: str | None,
-    now: datetime,
     display_name: str = "",
     username: str | None = None,
     private: bool = True,
     locale: str | None = None,
 ) -> Arrival | None:
-    """Claim the update and load its sender with their conversation in that chat.
+    """Load the update's sender with their conversation in that chat; None means the update
+    was handled before (it is claimed when its transaction ends: services/updates.py).
 
-    None means the update was handled before. This is the prologue of every update, so it runs
-    as one synchronous block on the session's connection: two statements, no ORM round trips.
+    This is the prologue of every update, so it runs as one synchronous block on the session's
+    connection: two statements, no ORM round trips.
     """
     profile = Profile(display_name, username, chat_id if private else None, locale)
 
     def run(sync: Session) -> Arrival | None:
         connection = sync.connection()
-        if update_key is not None and not updates.claim(connection, channel, update_key, now):
+        if update_key is not None and updates.handled(connection, channel, update_key):
             return None
         found = _find(connection, channel, external_id, chat_id, profile)
         if found is None:

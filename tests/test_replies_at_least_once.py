@@ -7,13 +7,17 @@ whose reply was never reported sent, or a send that failed.
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 from sqlalchemy import func, select
 
-from bot.app import Linli
+from bot.app import Linli, assemble
 from handlers.messages import Kind
-from models import PendingReply, Report
-from tests.conftest import FakeClock
+from models import ProcessedUpdate, Report
+from tests.conftest import FakeClock, settings_for
 from tests.dialog import Dialog, texts
+from tests.races import Blocker
 from tests.report_cast import join
 from tests.telegram_harness import TelegramUser, invite_code, register, running_bot
 from tests.telegram_stub import BotApiStub
@@ -23,6 +27,13 @@ from tests.test_reports import draft_without_photo
 async def count(linli: Linli, model: type) -> int:
     async with linli.sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def unsent(linli: Linli) -> int:
+    """Updates whose replies are kept because they may not have gone out."""
+    async with linli.sessions() as session:
+        query = select(func.count()).where(ProcessedUpdate.replies.is_not(None))
+        return int(await session.scalar(query) or 0)
 
 
 async def test_a_redelivered_update_whose_replies_never_left_gets_them_again(
@@ -44,7 +55,7 @@ async def test_a_redelivered_update_whose_replies_never_left_gets_them_again(
 
     again.sent()
     await linli.dialogue.receipts.flush()
-    assert await count(linli, PendingReply) == 0
+    assert await unsent(linli) == 0
     third = await linli.dialogue.handle(submit)
     assert third.outcome == "duplicate" and third.messages == []
 
@@ -72,17 +83,17 @@ async def test_the_tick_sends_replies_a_failed_send_left_behind(
         stub.send_text(amy.id, "/help")
         await stub.wait_idle()
         assert "registered" in amy.texts()[-1]  # the answer to /help never arrived
-        assert await count(linli, PendingReply) == 1
+        assert await unsent(linli) == 1
 
         clock.advance(minutes=1)
         await linli.ticker.tick()
-        assert await count(linli, PendingReply) == 1  # a live process may still be sending
+        assert await unsent(linli) == 1  # a live process may still be sending
 
         clock.advance(minutes=2)
         report = await linli.ticker.tick()
         assert report.replies_resent == 1
         assert "/report" in amy.texts()[-1]
-        assert await count(linli, PendingReply) == 0
+        assert await unsent(linli) == 0
 
 
 async def test_a_redelivered_update_after_a_failed_send_is_answered(
@@ -98,3 +109,34 @@ async def test_a_redelivered_update_after_a_failed_send_is_answered(
         answer = await stub.wait_for_message(amy.id, contains="/report", after=len(stub.sent) - 1)
         assert answer is not None
         assert len(amy.texts()) == before + 1
+
+
+async def test_one_update_handled_by_two_workers_at_once_counts_once(
+    db_url: str, clock: FakeClock
+) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time: the deliveries cannot interleave")
+    first = assemble(settings_for(db_url), clock=clock)
+    await first.init()
+    second = assemble(settings_for(db_url), clock=clock)
+    try:
+        dialog = Dialog(first)
+        await join(dialog, "amy")
+        await draft_without_photo(dialog, "amy", "The lift is stuck")
+        submit = dialog.channel.incoming(
+            "amy", kind=Kind.CHOICE, payload=dialog.payload("amy", "Submit"), key="tap"
+        )
+        # Telegram delivers the same update to two workers (a webhook retried after a timeout).
+        async with Blocker(db_url) as blocker:
+            await blocker.hold_writes("report")
+            tasks = await blocker.queue(
+                first.dialogue.handle(submit), second.dialogue.handle(submit)
+            )
+            await blocker.release()
+            won, lost = await asyncio.gather(*tasks)
+        assert await count(first, Report) == 1
+        assert (won.outcome, lost.outcome) == ("ok", "resent")
+        assert texts(lost) == texts(won)  # the same answer again, never a second report
+    finally:
+        await second.close()
+        await first.close()

@@ -88,7 +88,13 @@ class MediaIntake:
         except FileTooBig:
             return replace(incoming, media_problem="too_big")
         except Exception as exc:
-            log.warning("could not fetch %s from %s: %s", ref.file_ref, incoming.channel, exc)
+            # The reference and the error text may quote what the person typed (a console path).
+            log.warning(
+                "could not fetch media channel=%s key=%s error=%s",
+                incoming.channel,
+                incoming.update_key,
+                type(exc).__name__,
+            )
             return replace(incoming, media_problem="unreadable")
         try:
             if incoming.kind is Kind.PHOTO:

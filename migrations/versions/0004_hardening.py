@@ -1,4 +1,4 @@
-"""hardening: unique scoped roles, conversation versions, outbox back-off, pending replies
+"""hardening: unique scoped roles, conversation versions, outbox back-off, replies kept until sent
 
 Revision ID: 0004
 Revises: 0003
@@ -27,19 +27,18 @@ SCOPE_COLUMNS = [
 
 
 def upgrade() -> None:
-    op.create_table(
-        "pending_reply",
-        sa.Column("channel", sa.String(length=16), nullable=False),
-        sa.Column("key", sa.String(length=128), nullable=False),
-        sa.Column("chat_id", sa.String(length=64), nullable=False),
-        sa.Column("messages", sa.JSON(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("channel", "key", name=op.f("pk_pending_reply")),
+    # An update is claimed when its transaction ends, with its replies, kept until sent.
+    with op.batch_alter_table("processed_update", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("chat_id", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("replies", sa.JSON(none_as_null=True), nullable=True))
+    op.create_index(
+        "ix_processed_update_unsent",
+        "processed_update",
+        ["received_at"],
+        unique=False,
+        sqlite_where=sa.text("replies IS NOT NULL"),
+        postgresql_where=sa.text("replies IS NOT NULL"),
     )
-    with op.batch_alter_table("pending_reply", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_pending_reply_created_at"), ["created_at"], unique=False
-        )
 
     with op.batch_alter_table("conversation", schema=None) as batch_op:
         batch_op.add_column(sa.Column("version", sa.Integer(), server_default="0", nullable=False))
@@ -83,7 +82,7 @@ def downgrade() -> None:
     with op.batch_alter_table("conversation", schema=None) as batch_op:
         batch_op.drop_column("version")
 
-    with op.batch_alter_table("pending_reply", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_pending_reply_created_at"))
-
-    op.drop_table("pending_reply")
+    op.drop_index("ix_processed_update_unsent", table_name="processed_update")
+    with op.batch_alter_table("processed_update", schema=None) as batch_op:
+        batch_op.drop_column("replies")
+        batch_op.drop_column("chat_id")

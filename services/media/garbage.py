@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Conversation, OutboxMessage, PendingReply, ReportMedia
+from models import Conversation, OutboxMessage, ProcessedUpdate, ReportMedia
 from services.media.storage import KEY_PATTERN, MediaStorage
 
 log = logging.getLogger("linli.media")
@@ -41,7 +41,11 @@ async def referenced_keys(session: AsyncSession) -> set[str]:
             select(OutboxMessage.payload).where(OutboxMessage.status.in_(("pending", "sending")))
         )
     )
-    documents += list(await session.scalars(select(PendingReply.messages)))
+    documents += list(
+        await session.scalars(
+            select(ProcessedUpdate.replies).where(ProcessedUpdate.replies.is_not(None))
+        )
+    )
     keys.update(_keys_in(documents))
     return keys
 
