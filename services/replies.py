@@ -8,12 +8,13 @@ instead of being dropped as a duplicate, and the tick sends what a dead process 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import null, select, tuple_, update
+from sqlalchemy import null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import ProcessedUpdate
@@ -38,11 +39,18 @@ async def kept(session: AsyncSession, channel: str, key: str) -> list[dict[str, 
 
 
 async def forget(session: AsyncSession, keys: Sequence[tuple[str, str]]) -> None:
-    """Sent: (channel, key) pairs whose replies reached the platform."""
-    if keys:
+    """Sent: (channel, key) pairs whose replies reached the platform.
+
+    One statement per channel, `channel = … AND key IN (…)`: SQLite would scan the whole table
+    for a row-value IN over both columns of the primary key.
+    """
+    by_channel: dict[str, list[str]] = defaultdict(list)
+    for channel, key in keys:
+        by_channel[channel].append(key)
+    for channel, channel_keys in by_channel.items():
         await session.execute(
             update(ProcessedUpdate)
-            .where(tuple_(ProcessedUpdate.channel, ProcessedUpdate.key).in_(keys))
+            .where(ProcessedUpdate.channel == channel, ProcessedUpdate.key.in_(channel_keys))
             .values(replies=null())
         )
 

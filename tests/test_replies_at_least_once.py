@@ -8,13 +8,16 @@ whose reply was never reported sent, or a send that failed.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from bot.app import Linli, assemble
+from bot.database import Database, create_engine, migrate
 from handlers.messages import Kind
 from models import ProcessedUpdate, Report
+from services import replies
 from tests.conftest import FakeClock, settings_for
 from tests.dialog import Dialog, texts
 from tests.races import Blocker
@@ -140,3 +143,28 @@ async def test_one_update_handled_by_two_workers_at_once_counts_once(
     finally:
         await second.close()
         await first.close()
+
+
+async def test_forgetting_sent_replies_searches_the_primary_key(tmp_path: Path) -> None:
+    """It runs every fraction of a second against a week of updates: never a table scan."""
+    database = Database(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'plan.db'}"))
+    await migrate(database.engine)
+    statements: list[tuple[str, object]] = []
+
+    def capture(_conn: object, _cursor: object, sql: str, params: object, *_: object) -> None:
+        statements.append((sql, params))
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", capture)
+    try:
+        async with database.transaction() as session:
+            await replies.forget(session, [("telegram", "1"), ("telegram", "2"), ("wechat", "3")])
+        updates_run = [(s, p) for s, p in statements if s.startswith("UPDATE processed_update")]
+        assert len(updates_run) == 2  # one per channel
+        async with database.engine.connect() as connection:
+            for sql, params in updates_run:
+                plan = await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
+                details = " ".join(str(row[-1]) for row in plan)
+                assert "SEARCH processed_update USING INDEX" in details, details
+                assert "SCAN processed_update" not in details, details
+    finally:
+        await database.close()
