@@ -40,6 +40,7 @@ FORMATS = {
     "jpeg": (7300, 5475, "JPEG q92, baseline"),
     "jpeg-progressive": (7300, 5475, "JPEG q85, progressive"),
     "png-24mp": (5600, 4200, "PNG RGB, 16 colours dithered"),
+    "png-20mp": (5160, 3870, "PNG RGB, 16 colours dithered"),
     "png": (7300, 5475, "PNG RGB, 16 colours dithered"),
     "png-p": (7300, 5475, "PNG palette, 16 colours dithered"),
 }

@@ -171,16 +171,18 @@ def test_the_decode_budget_waits_for_room_and_serves_claims_in_order() -> None:
         (png_bomb(5000, 4000, rgb=True), False),
         # JPEGs are decoded at 1/4 scale: ~30 MB, whatever the size within max_pixels.
         (jpeg_claiming(7300, 5475), False),
-        # A progressive one also keeps its DCT coefficients at full size: ~140 MB.
-        (jpeg_claiming(7300, 5475, progressive=True), False),
+        # A progressive one also keeps its DCT coefficients at full size: ~140 MB at 40 MP,
+        (jpeg_claiming(7300, 5475, progressive=True), True),
+        # ... ~115 MB at 32 MP.
+        (jpeg_claiming(6500, 4900, progressive=True), False),
     ],
-    ids=["png-35mp", "png-20mp", "jpeg-40mp", "progressive-jpeg-40mp"],
+    ids=["png-35mp", "png-20mp", "jpeg-40mp", "progressive-jpeg-40mp", "progressive-jpeg-32mp"],
 )
 def test_a_picture_too_dear_to_decode_is_refused_before_decoding(
     data: bytes, refused: bool
 ) -> None:
     limits = MediaLimits()
-    assert limits.max_decode_bytes == 144 * 1024 * 1024
+    assert limits.max_decode_bytes == 128 * 1024 * 1024
     try:
         process_photo(data, limits, DecodeBudget(limits.max_decode_bytes))
         reason = None

@@ -62,12 +62,13 @@ class MediaLimits:
     max_side: int = 2048
     thumb_side: int = 320
     # Memory one photo may take while it is decoded, estimated from its header (decode_cost),
-    # and what all photos decoding at once may take together (DecodeBudget). Any JPEG within
-    # max_pixels fits: it is decoded at 1/2 to 1/8 scale (a progressive one also keeps its DCT
-    # coefficients, ~115 MB at 40 MP). A lossless picture is decoded whole at 4 bytes a pixel,
-    # so an RGB PNG fits up to about 24 MP, a palette one up to about 20 MP. With the
-    # interpreter (~100 MB) and two fetched files, the process stays under 300 MB (issue 8).
-    max_decode_bytes: int = 144 * 1024 * 1024
+    # and what all photos decoding at once may take together (DecodeBudget). Any baseline JPEG
+    # within max_pixels fits: it is decoded at 1/2 to 1/8 scale; a progressive one also keeps
+    # its DCT coefficients at full size, so it fits up to about 36 MP. A lossless picture is
+    # decoded whole at 4 bytes a pixel, so an RGB PNG fits up to about 21 MP. The bot itself
+    # (~116 MB) with one such decode and the fetched files stays under 300 MB (issue 8,
+    # bench/photo_burst_bot.py: a burst of 24 MP PNGs under a 144 MiB budget reached 301 MB).
+    max_decode_bytes: int = 128 * 1024 * 1024
 
 
 @dataclass(frozen=True)
