@@ -131,3 +131,17 @@ async def stub() -> AsyncIterator[BotApiStub]:
 def sqlite_url(tmp_path: Path) -> str:
     """For tests of a layer above the database, where one database is enough."""
     return f"sqlite+aiosqlite:///{tmp_path / 'linli.db'}"
+
+
+@pytest.fixture
+async def two_workers(db_url: str, clock: FakeClock) -> AsyncIterator[tuple[Linli, Linli]]:
+    """Two bot processes' worth of Linli on one PostgreSQL database, for race tests."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time: two workers cannot interleave")
+    first = await fresh_linli(settings_for(db_url), clock)
+    second = assemble(settings_for(db_url), clock=clock)
+    try:
+        yield first, second
+    finally:
+        await second.close()
+        await first.close()

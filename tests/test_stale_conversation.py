@@ -9,12 +9,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import Linli, assemble
+from bot.app import Linli
 from handlers.messages import Incoming, Kind
 from models import Conversation, Report
 from services import conversations
 from services.conversations import FlowState, StaleConversation
-from tests.conftest import FakeClock, settings_for
 from tests.dialog import Dialog, texts
 from tests.races import Blocker
 from tests.report_cast import join
@@ -69,37 +68,29 @@ def press(dialog: Dialog, who: str, label: str, key: str) -> Incoming:
 
 
 async def test_two_workers_handling_two_presses_of_submit_make_one_report(
-    db_url: str, clock: FakeClock
+    db_url: str, two_workers: tuple[Linli, Linli]
 ) -> None:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("SQLite has one writer at a time: the presses cannot interleave")
-    first = assemble(settings_for(db_url), clock=clock)
-    await first.init()
-    second = assemble(settings_for(db_url), clock=clock)
-    try:
-        dialog = Dialog(first)
-        await to_the_summary_as_resident(dialog)
-        # A double tap: two updates for the same button, one to each worker. Both load the
-        # conversation at the summary before either stores its report.
-        async with Blocker(db_url) as blocker:
-            await blocker.hold_writes("report")
-            tasks = await blocker.queue(
-                first.dialogue.handle(press(dialog, "amy", "Submit", "tap-1")),
-                second.dialogue.handle(press(dialog, "amy", "Submit", "tap-2")),
-            )
-            await blocker.release()
-            replies = await asyncio.gather(*tasks)
-        assert await reports(first) == 1
-        won, lost = sorted(replies, key=lambda r: r.outcome)  # "ok" < "stale"
-        assert "Your report R-2026-" in texts(won) and "is in" in texts(won)
-        # The loser ran again on the state the winner saved: its button is gone.
-        assert (lost.outcome, texts(lost)) == (
-            "stale",
-            "This button has expired. Nothing was changed.",
+    first, second = two_workers
+    dialog = Dialog(first)
+    await to_the_summary_as_resident(dialog)
+    # A double tap: two updates for the same button, one to each worker. Both load the
+    # conversation at the summary before either stores its report.
+    async with Blocker(db_url) as blocker:
+        await blocker.hold_writes("report")
+        tasks = await blocker.queue(
+            first.dialogue.handle(press(dialog, "amy", "Submit", "tap-1")),
+            second.dialogue.handle(press(dialog, "amy", "Submit", "tap-2")),
         )
-    finally:
-        await second.close()
-        await first.close()
+        await blocker.release()
+        replies = await asyncio.gather(*tasks)
+    assert await reports(first) == 1
+    won, lost = sorted(replies, key=lambda r: r.outcome)  # "ok" < "stale"
+    assert "Your report R-2026-" in texts(won) and "is in" in texts(won)
+    # The loser ran again on the state the winner saved: its button is gone.
+    assert (lost.outcome, texts(lost)) == (
+        "stale",
+        "This button has expired. Nothing was changed.",
+    )
 
 
 async def test_on_sqlite_the_second_press_finds_the_button_expired(linli: Linli) -> None:
