@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -174,6 +175,12 @@ def cost(path: Path) -> dict[str, object]:
     return {"measured": after - before, "estimate": estimate, "refused": estimate * 2**20 > default}
 
 
+def child_result(command: list[str]) -> dict[str, Any]:
+    """Run one measurement in a fresh process (peak RSS only grows); its last line is JSON."""
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=6)
@@ -211,13 +218,7 @@ def main() -> None:
             width, height, what = FORMATS[fmt]
             label = f"{what}, {width}×{height} ({width * height / 1e6:.0f} MP), {size:.1f} MB"
             for limit in args.limits.split(","):
-                out = subprocess.run(
-                    [*child, "--run", folder, "--limit", limit],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout
-                f = json.loads(out.strip().splitlines()[-1])
+                f = child_result([*child, "--run", folder, "--limit", limit])
                 rows.append(
                     f"| {label} | {limit} | {f['peak_rss_mb']:.0f} | "
                     f"{f['rss_after_warm_up_mb']:.0f} | {f['total_ms']:.0f} | "
@@ -226,13 +227,7 @@ def main() -> None:
                 )
                 print(rows[-1], flush=True)
             if args.costs:
-                out = subprocess.run(
-                    [sys.executable, __file__, "--cost", str(paths[0])],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout
-                c = json.loads(out.strip().splitlines()[-1])
+                c = child_result([sys.executable, __file__, "--cost", str(paths[0])])
                 costs.append(
                     f"| {label} | {c['measured']:.0f} | {c['estimate']:.0f} | "
                     f"{'refused' if c['refused'] else 'decoded'} |"

@@ -39,23 +39,24 @@ class LeftReplies:
         async with self.transaction() as session:
             left = await replies.left_behind(session, self.clock() - LEFT_AFTER)
         done: list[tuple[str, str]] = []
-        for channel, key, chat_id, messages in (
-            (u.channel, u.key, u.chat_id, u.messages) for u in left
-        ):
-            sender = self.senders.get(channel)
+        for unsent in left:
+            sender = self.senders.get(unsent.channel)
             if sender is None:
                 continue  # that channel is not running here; keep them for one that is
             try:
-                for message in messages:
-                    await sender.send(chat_id, Outgoing.from_dict(message))
+                for message in unsent.messages:
+                    await sender.send(unsent.chat_id, Outgoing.from_dict(message))
             except RecipientBlocked:
-                log.info("left replies unreachable channel=%s key=%s", channel, key)
+                log.info("left replies unreachable channel=%s key=%s", unsent.channel, unsent.key)
             except Exception as exc:
                 log.warning(
-                    "left replies not sent channel=%s key=%s: %s", channel, key, type(exc).__name__
+                    "left replies not sent channel=%s key=%s: %s",
+                    unsent.channel,
+                    unsent.key,
+                    type(exc).__name__,
                 )
                 continue
-            done.append((channel, key))
+            done.append((unsent.channel, unsent.key))
         if done:
             async with self.transaction() as session:
                 await replies.forget(session, done)

@@ -18,7 +18,6 @@ from sqlalchemy import null, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import ProcessedUpdate
-from services.sql import is_postgres
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,9 @@ async def forget(session: AsyncSession, keys: Sequence[tuple[str, str]]) -> None
 
 
 async def left_behind(session: AsyncSession, before: datetime, limit: int = 50) -> list[Unsent]:
-    """Replies older than any live sender keeps them: their process died before sending."""
+    """Replies older than any live sender keeps them: their process died before sending.
+
+    Only the tick's leader asks (bot/scheduler.py), so no row lock is needed."""
     query = (
         select(
             ProcessedUpdate.channel,
@@ -68,7 +69,5 @@ async def left_behind(session: AsyncSession, before: datetime, limit: int = 50) 
         .order_by(ProcessedUpdate.received_at)
         .limit(limit)
     )
-    if is_postgres(session):
-        query = query.with_for_update(skip_locked=True)
     rows = (await session.execute(query)).all()
     return [Unsent(r.channel, r.key, r.chat_id or "", r.replies or []) for r in rows]

@@ -52,13 +52,21 @@ async def spend(session: AsyncSession, ticket_id: int, now: datetime) -> bool:
 async def retire_for_subject(
     session: AsyncSession, kind: str, subject_id: int, now: datetime
 ) -> None:
-    """Once one approver decides, the same card on the other approvers' phones goes stale."""
-    await session.execute(
-        update(ActionTicket)
+    """Once one person decides, the same card on everyone else's phone goes stale.
+
+    A ticket that another transaction is spending right now is skipped (SKIP LOCKED): it is
+    being used up anyway, and waiting for it while holding the subject could deadlock with its
+    presser, who waits for the subject in turn.
+    """
+    unused = (
+        select(ActionTicket.id)
         .where(
             ActionTicket.kind == kind,
             ActionTicket.subject_id == subject_id,
             ActionTicket.used_at.is_(None),
         )
-        .values(used_at=now)
+        .with_for_update(skip_locked=True)
+    )
+    await session.execute(
+        update(ActionTicket).where(ActionTicket.id.in_(unused)).values(used_at=now)
     )

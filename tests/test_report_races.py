@@ -192,6 +192,33 @@ async def tick_alone(linli: Linli) -> None:
         await linli.ticker.tick()
 
 
+async def against_the_tick(
+    linli: Linli,
+    db_url: str,
+    move: Move,
+    *,
+    move_first: bool,
+    while_held: Callable[[], Coroutine[Any, Any, None]],
+) -> Reply:
+    """A person's move and the tick at once. Whoever locks the report first stays in the middle
+    of its move: its timeline entry waits for the blocker. When the move is first, a whole tick
+    runs meanwhile and must leave the report alone (`while_held` checks that)."""
+    async with Blocker(db_url) as blocker:
+        await blocker.hold_writes("report_event")
+        tick = None
+        if move_first:
+            moving = (await blocker.queue(move()))[0]
+            await tick_alone(linli)
+            await while_held()
+        else:
+            tick, moving = await blocker.queue(linli.ticker.tick(), move())
+        await blocker.release()
+        moved = await moving
+        if tick is not None:
+            await tick
+    return moved
+
+
 @pytest.mark.parametrize("first", ["rating", "tick"])
 async def test_rating_and_auto_close_at_once(
     linli: Linli, dialog: Dialog, db_url: str, clock: FakeClock, first: str
@@ -205,20 +232,12 @@ async def test_rating_and_auto_close_at_once(
     clock.advance(days=7)  # nobody rated it: the tick closes it now, as Amy finally rates it
     report = await the_report(linli, number)
 
-    async with Blocker(db_url) as blocker:
-        # Whoever locks the report first stays in the middle of its move: its timeline entry
-        # waits for the blocker.
-        await blocker.hold_writes("report_event")
-        if first == "rating":
-            rating = (await blocker.queue(rate()))[0]
-            await tick_alone(linli)
-            assert (await the_report(linli, number)).state == "resolved"  # skipped, not closed
-        else:
-            tick, rating = await blocker.queue(linli.ticker.tick(), rate())
-        await blocker.release()
-        rated = await rating
-        if first == "tick":
-            await tick
+    async def skipped_not_closed() -> None:
+        assert (await the_report(linli, number)).state == "resolved"
+
+    rated = await against_the_tick(
+        linli, db_url, rate, move_first=first == "rating", while_held=skipped_not_closed
+    )
     assert rated.outcome == "ok", texts(rated)
     await tick_alone(linli)  # the next tick finds the report moved on either way
 
@@ -246,18 +265,12 @@ async def test_resolve_and_escalation_at_once(
     await dialog.press("gus", "No photo possible")
     resolve = say(dialog, "gus", "Tightened the screws")
 
-    async with Blocker(db_url) as blocker:
-        await blocker.hold_writes("report_event")
-        if first == "resolve":
-            resolving = (await blocker.queue(resolve()))[0]
-            await tick_alone(linli)
-            assert (await the_report(linli, number)).escalation_level == 0  # skipped
-        else:
-            tick, resolving = await blocker.queue(linli.ticker.tick(), resolve())
-        await blocker.release()
-        resolved = await resolving
-        if first == "tick":
-            await tick
+    async def skipped_not_escalated() -> None:
+        assert (await the_report(linli, number)).escalation_level == 0
+
+    resolved = await against_the_tick(
+        linli, db_url, resolve, move_first=first == "resolve", while_held=skipped_not_escalated
+    )
     assert resolved.outcome == "ok", texts(resolved)
     await tick_alone(linli)  # the next tick finds the report moved on either way
 

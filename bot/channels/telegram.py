@@ -152,25 +152,6 @@ def well_formed(data: object) -> bool:
     return isinstance(query.get("data", ""), str)
 
 
-def forged_private_chat(update: Update) -> tuple[int, int] | None:
-    """(chat id, sender id) of a private chat that is not the sender's own, else None.
-
-    In a private chat with the bot, Telegram's chat id is the person's id. An update that says
-    otherwise is forged, and acting on it would save someone else's chat as theirs.
-    """
-    query = update.callback_query
-    if query is not None:
-        chat = query.message.chat if query.message is not None else None
-        sender = query.from_user
-    else:
-        message = update.message
-        chat = message.chat if message is not None else None
-        sender = message.from_user if message is not None else None
-    if chat is None or sender is None or chat.type != "private" or chat.id == sender.id:
-        return None
-    return chat.id, sender.id
-
-
 def retry_after_seconds(exc: RetryAfter) -> float:
     """PTB 22 gives an int or a timedelta, and warns when asked for the int."""
     with warnings.catch_warnings():
@@ -376,16 +357,19 @@ class TelegramChannel:
 
     async def _on_update(self, update: object, _context: ContextTypes.DEFAULT_TYPE) -> None:
         assert isinstance(update, Update)
-        forged = forged_private_chat(update)
-        if forged is not None:
+        incoming = to_incoming(update, self.username)
+        if incoming is None:
+            return
+        if incoming.chat.private and incoming.chat.chat_id != incoming.sender.external_id:
+            # In a private chat with the bot, Telegram's chat id is the person's id. An update
+            # that says otherwise is forged; acting on it would save someone else's chat as
+            # theirs.
             log.warning(
                 "telegram update refused update=%s: private chat %s is not sender %s's",
                 update.update_id,
-                *forged,
+                incoming.chat.chat_id,
+                incoming.sender.external_id,
             )
-            return
-        incoming = to_incoming(update, self.username)
-        if incoming is None:
             return
         query = update.callback_query
         if query is not None:

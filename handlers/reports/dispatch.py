@@ -10,7 +10,7 @@ from handlers.reports import cards
 from handlers.reports.cards import REPORT_TICKET, dispatch_card
 from handlers.reports.rules import ReportRules
 from models import Person, Report
-from services import people
+from services import people, tickets
 from services.reports import access, routing, store
 from services.reports.lifecycle import Action, Capacity, Refusal
 
@@ -59,7 +59,7 @@ async def hand_over(
         new_period=action is not Action.REASSIGN,
     )
     # Cards on the previous assignee's phone go stale with the move.
-    await store.retire_cards(notifier.session, REPORT_TICKET, report.id, notifier.now)
+    await tickets.retire_for_subject(notifier.session, REPORT_TICKET, report.id, notifier.now)
     t = notifier.translator_for(choice.person)
     headline = {
         Action.ASSIGN: t.gettext("New report for you to handle:"),

@@ -11,7 +11,7 @@ from handlers.reports.rules import ReportRules
 from models import Report
 from services import audit
 from services.reports import access, store
-from services.reports.lifecycle import Action, Capacity, Refusal, rating_action
+from services.reports.lifecycle import Action, Refusal, rating_action
 
 NAME = "report_rating"
 COMMENT_LIMIT = 500
@@ -34,24 +34,22 @@ class RatingFlow(Flow):
             return
         stars = int(choice) if choice.isdigit() else None
         action = rating_action(stars) if stars is not None else Action.REOPEN
-        decided = await access.may(ctx.session, ctx.person.id, report, action)
-        if isinstance(decided, Refusal) and decided.reason == "not_your_role":
-            await store.record_refusal(ctx.session, report, decided, None, ctx.person.id)
-            ctx.say(ctx._("Only the person who reported it can rate this fix."))
-            return
         note = ctx._("Rated {stars} of 5").format(stars=stars) if stars else ctx._("Not fixed")
-        moved = await store.apply(
-            ctx.session,
-            report,
-            action,
-            Capacity.REPORTER,
-            actor_id=ctx.person.id,
-            now=ctx.now,
-            note=note,
+        decided = await access.may(ctx.session, ctx.person.id, report, action)
+        moved = (
+            decided
+            if isinstance(decided, Refusal)
+            else await store.apply(
+                ctx.session, report, action, decided, actor_id=ctx.person.id, now=ctx.now, note=note
+            )
         )
         if isinstance(moved, Refusal):
+            if moved is decided:  # apply audits its own refusals
+                await store.record_refusal(ctx.session, report, moved, None, ctx.person.id)
             ctx.say(
-                ctx._("{number} is now {state}, so it can no longer be rated.").format(
+                ctx._("Only the person who reported it can rate this fix.")
+                if moved.reason == "not_your_role"
+                else ctx._("{number} is now {state}, so it can no longer be rated.").format(
                     number=report.number, state=cards.state_name(ctx.t, report)
                 )
             )

@@ -22,6 +22,7 @@ from handlers.reports import cards
 from handlers.reports.dispatch import escalate, hand_over
 from handlers.reports.rules import ReportRules
 from models import Report
+from services import tickets
 from services.reports import store
 from services.reports.lifecycle import Action, Capacity, Refusal
 
@@ -169,7 +170,7 @@ class ReportJobs:
         )
         if isinstance(moved, Refusal):
             return False
-        await store.retire_cards(n.session, cards.RATING_TICKET, report.id, n.now)
+        await tickets.retire_for_subject(n.session, cards.RATING_TICKET, report.id, n.now)
         await cards.tell_residents(
             n,
             report,

@@ -10,7 +10,7 @@ from handlers.reports import cards
 from handlers.reports.dispatch import hand_over
 from handlers.reports.rules import ReportRules
 from models import Person, Report
-from services import points
+from services import points, tickets
 from services.reports import access, routing, store
 from services.reports.lifecycle import OPEN_STATES, Action, Capacity, Refusal, State
 
@@ -151,8 +151,8 @@ class WorkFlow(Flow):
         if capacity is Capacity.STAFF and report.assignee_id != ctx.person.id:
             report.assignee_id = ctx.person.id
         rule = self.rules.category(report.category)
-        # Nobody earns points for a report they handle themselves (access refuses that anyway).
-        if rule is not None and report.reporter_id != ctx.person.id:
+        # Nobody earns points for a report they handle themselves: access refuses that move.
+        if rule is not None:
             await points.award_pending(
                 ctx.session,
                 report.reporter_id,
@@ -171,7 +171,7 @@ class WorkFlow(Flow):
         await self._card_again(ctx, report, ctx._("Accepted. When you have news, use the buttons:"))
 
     async def _card_again(self, ctx: Context, report: Report, headline: str) -> None:
-        await store.retire_cards(ctx.session, cards.REPORT_TICKET, report.id, ctx.now)
+        await tickets.retire_for_subject(ctx.session, cards.REPORT_TICKET, report.id, ctx.now)
         roles = await ctx.roles()
         card = await cards.dispatch_card(
             ctx.notifier, self.rules, report, ctx.person, headline, for_staff=roles.is_staff
@@ -374,7 +374,7 @@ class WorkFlow(Flow):
         """Rejected or a duplicate: its cards go stale, and points are owed only for a report
         that stays accepted (accepted, passed on, then found not to be a problem: none)."""
         await points.withdraw_pending(ctx.session, accepted_key(report))
-        await store.retire_cards(ctx.session, cards.REPORT_TICKET, report.id, ctx.now)
+        await tickets.retire_for_subject(ctx.session, cards.REPORT_TICKET, report.id, ctx.now)
 
     async def _reassign(
         self, ctx: Context, report: Report, capacity: Capacity, note: str, data: dict[str, object]
@@ -432,7 +432,7 @@ class WorkFlow(Flow):
             photo = store.Photo(str(after["key"]), after.get("thumb"), after.get("phash"))
             await store.add_media(ctx.session, report.id, "after", photo, ctx.now)
             image_path = str(self.rules.storage.path(photo.media_key))
-        await store.retire_cards(ctx.session, cards.REPORT_TICKET, report.id, ctx.now)
+        await tickets.retire_for_subject(ctx.session, cards.REPORT_TICKET, report.id, ctx.now)
         await ask_rating(ctx, self.rules, report, note, image_path)
         ctx.say(
             ctx._("{number} is resolved. The resident will be asked to rate the fix.").format(

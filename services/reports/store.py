@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import imagehash
-from sqlalchemy import Select, and_, false, or_, select, update
+from sqlalchemy import Select, and_, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import ActionTicket, Person, Report, ReportEvent, ReportFollower, ReportMedia
+from models import Person, Report, ReportEvent, ReportFollower, ReportMedia
 from services import audit
 from services.reports.lifecycle import (
     HANDLING_STATES,
@@ -212,6 +212,12 @@ async def get(session: AsyncSession, report_id: int) -> Report | None:
     return await session.get(Report, report_id)
 
 
+def _for_move(query: Select[tuple[Report]], *, skip_locked: bool = False) -> Select[tuple[Report]]:
+    """Reports locked for a move until the transaction ends, as they are now (not as this
+    session last saw them)."""
+    return query.with_for_update(skip_locked=skip_locked).execution_options(populate_existing=True)
+
+
 async def lock(session: AsyncSession, report_id: int) -> Report | None:
     """The report as it is now, locked for a move until the transaction ends.
 
@@ -219,12 +225,7 @@ async def lock(session: AsyncSession, report_id: int) -> Report | None:
     then take turns, and the second one decides on what the first one left (FOR UPDATE on
     Postgres; SQLite's BEGIN IMMEDIATE already lets one writer at a time in).
     """
-    return await session.scalar(
-        select(Report)
-        .where(Report.id == report_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    return await session.scalar(_for_move(select(Report).where(Report.id == report_id)))
 
 
 async def hold_if_free(session: AsyncSession, report_id: int) -> Report | None:
@@ -235,26 +236,6 @@ async def hold_if_free(session: AsyncSession, report_id: int) -> Report | None:
         .where(Report.id == report_id)
         .with_for_update(read=True, skip_locked=True)
         .execution_options(populate_existing=True)
-    )
-
-
-async def retire_cards(session: AsyncSession, kind: str, report_id: int, now: datetime) -> None:
-    """The report's buttons (`kind`) on everyone's phone go stale once it moves.
-
-    A ticket that another transaction is spending right now is skipped: it is being used up
-    anyway, and waiting for it while holding the report could deadlock with its presser.
-    """
-    unused = (
-        select(ActionTicket.id)
-        .where(
-            ActionTicket.kind == kind,
-            ActionTicket.subject_id == report_id,
-            ActionTicket.used_at.is_(None),
-        )
-        .with_for_update(skip_locked=True)
-    )
-    await session.execute(
-        update(ActionTicket).where(ActionTicket.id.in_(unused)).values(used_at=now)
     )
 
 
@@ -340,11 +321,7 @@ async def _due(session: AsyncSession, query: Select[tuple[Report]]) -> list[Repo
     """Due rows for the tick, locked for its moves. Rows someone is moving right now are left
     for the next tick (SKIP LOCKED), which finds them moved on or still due: the tick never
     waits for a chat, so it can never deadlock with one."""
-    query = (
-        query.order_by(Report.id)
-        .with_for_update(skip_locked=True)
-        .execution_options(populate_existing=True)
-    )
+    query = _for_move(query.order_by(Report.id), skip_locked=True)
     return list((await session.scalars(query)).all())
 
 
@@ -382,17 +359,10 @@ async def unrated_since(session: AsyncSession, before: datetime) -> list[Report]
 
 async def handled_by(session: AsyncSession, person_id: int) -> list[Report]:
     """The reports this person is handling now, locked for handing them on."""
-    query = (
-        select(Report)
-        .where(
-            Report.assignee_id == person_id,
-            Report.state.in_([s.value for s in HANDLING_STATES]),
-        )
-        .order_by(Report.id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
+    query = select(Report).where(
+        Report.assignee_id == person_id, Report.state.in_([s.value for s in HANDLING_STATES])
     )
-    return list((await session.scalars(query)).all())
+    return list((await session.scalars(_for_move(query.order_by(Report.id)))).all())
 
 
 async def open_outside(session: AsyncSession, categories: Sequence[str]) -> list[Report]:
