@@ -22,7 +22,7 @@ from bot.channels.telegram import MenuEntry, TelegramChannel
 from bot.config import Settings
 from bot.delivery import OutboxDispatcher, Sender
 from bot.scheduler import Ticker, start_scheduler
-from bot.web import build_web_app
+from bot.web import build_web_app, media_route
 from handlers.catalog import build_registry
 from handlers.engine import DialogueEngine, FlowRegistry, system_clock
 from handlers.flow import CommunityRules
@@ -35,13 +35,15 @@ from handlers.reports.schedule import ReportJobs
 from models import Role
 from services import community
 from services.community import CommunitySpec, GridSpec
-from services.media import LocalStorage
+from services.media import LocalStorage, MediaStorage
 from services.media.garbage import MediaCollector
-from services.reports import store as report_store
-from services.reports.store import Category
+from services.reports import queries as report_queries
+from services.reports.policy import Category, ReportPolicy
 from services.sql import Transaction
 
 log = logging.getLogger("linli")
+# How often a console looks for messages other processes queued for its person.
+CONSOLE_POLL_SECONDS = 1.0
 
 
 def community_spec(settings: Settings) -> CommunitySpec:
@@ -67,32 +69,35 @@ def community_rules(settings: Settings) -> CommunityRules:
 
 def report_rules(settings: Settings) -> ReportRules:
     r = settings.report
+    categories = tuple(
+        Category(
+            c.code,
+            c.owner,
+            c.sla_hours,
+            department=c.department,
+            points=c.points,
+            photo_required=c.photo_required,
+        )
+        for c in r.categories
+    )
     return ReportRules(
         categories=tuple(
-            CategoryRule(
-                Category(
-                    c.code,
-                    c.owner,
-                    c.sla_hours,
-                    department=c.department,
-                    points=c.points,
-                    photo_required=c.photo_required,
-                ),
-                c.name_zh,
-                c.name_en,
-            )
-            for c in r.categories
+            CategoryRule(category, c.name_zh, c.name_en)
+            for category, c in zip(categories, r.categories, strict=True)
         ),
         places=tuple(settings.community.places),
-        storage=LocalStorage(r.media_dir),
+        storage=LocalStorage(r.media_dir, secret=settings.web.media_secret.encode() or None),
         timezone=settings.community.timezone,
+        policy=ReportPolicy(
+            categories=categories,
+            reminder_fraction=r.reminder_fraction,
+            duplicate_days=r.duplicate_days,
+            phash_distance=r.duplicate_phash_distance,
+            autoclose_days=r.autoclose_days,
+        ),
         max_photos=r.max_photos,
         max_voice_notes=r.max_voice_notes,
         description_limit=r.description_limit,
-        duplicate_days=r.duplicate_days,
-        phash_distance=r.duplicate_phash_distance,
-        autoclose_days=r.autoclose_days,
-        reminder_fraction=r.reminder_fraction,
     )
 
 
@@ -121,6 +126,8 @@ class Linli:
     ticker: Ticker
     # How each running channel hands over a file's bytes; channels add themselves as they start.
     fetchers: dict[str, Fetch]
+    # Where photos and voice notes are stored, by content key (what the console links to).
+    media: MediaStorage | None = None
     telegram: TelegramChannel | None = None
     web: Starlette | None = field(default=None)
 
@@ -140,6 +147,7 @@ class Linli:
         """A running channel: the outbox can send through it, intake can fetch files from it."""
         self.dispatcher.register(channel)
         self.fetchers[channel.name] = channel.fetch
+        self.dialogue.capabilities[channel.name] = channel.capabilities
 
     async def init(self) -> community.LoadSummary:
         """`linli init`: migrate, then create whatever of the configured structure is missing."""
@@ -148,7 +156,7 @@ class Linli:
             summary = await community.load_structure(session, community_spec(self.settings))
             # The tick skips these (handlers/reports/schedule.py): say so once, at start-up.
             configured = [c.code for c in self.settings.report.categories]
-            for report in await report_store.open_outside(session, configured):
+            for report in await report_queries.open_outside(session, configured):
                 log.warning(
                     "open report %s has category %r, which is no longer configured; "
                     "it is neither dispatched nor escalated until it is back in [[report.categories]]",
@@ -188,7 +196,7 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
             max_concurrent_decodes=settings.report.max_concurrent_decodes,
         ),
     )
-    jobs = ReportJobs(reports, catalogs, settings.community.default_locale)
+    jobs = ReportJobs(reports, catalogs, settings.community.default_locale, registry.notices)
     linli = Linli(
         settings=settings,
         database=store,
@@ -200,6 +208,7 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
             store.transaction, dispatcher, clock, jobs=[jobs, MediaCollector(reports.storage)]
         ),
         fetchers=fetchers,
+        media=reports.storage,
     )
     if settings.telegram.token:
         linli.telegram = TelegramChannel(
@@ -208,9 +217,12 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
             catalogs,
             public_menu(registry),
             settings.community.default_locale,
+            media=reports.storage,
+            transaction=store.transaction,
         )
         linli.attach(linli.telegram)
-    linli.web = build_web_app(store.engine, linli.telegram.routes() if linli.telegram else [])
+    routes = [media_route(reports.storage), *(linli.telegram.routes() if linli.telegram else [])]
+    linli.web = build_web_app(store.engine, routes)
     return linli
 
 
@@ -244,6 +256,9 @@ async def serve(linli: Linli, *, console_user: str | None = None) -> None:
     checkpoints = asyncio.create_task(linli.database.keep_checkpointing())
     scheduler = start_scheduler(linli.ticker, settings.scheduler.tick_seconds)
     console_task: asyncio.Task[None] | None = None
+    # The console's own poll of the outbox: the tick is too slow for a card that another
+    # process queued for the person at this keyboard.
+    deliveries: asyncio.Task[None] | None = None
     try:
         if linli.telegram is not None:
             await linli.telegram.start()
@@ -253,9 +268,10 @@ async def serve(linli: Linli, *, console_user: str | None = None) -> None:
                 linli.telegram.username,
             )
         elif console_user is not None:
-            console = ConsoleChannel(linli.dialogue.handle, console_user)
+            console = ConsoleChannel(linli.dialogue.handle, console_user, media=linli.media)
             linli.attach(console)
-            console_task = asyncio.create_task(console.run())
+            console_task = asyncio.create_task(console.run())  # its banner comes first
+            deliveries = asyncio.create_task(linli.dispatcher.poll(CONSOLE_POLL_SECONDS))
             if console.stdin.isatty():
                 # Ctrl-D ends a person's session; a closed pipe (a service manager) does not.
                 console_task.add_done_callback(lambda _t: stop.set())
@@ -269,6 +285,8 @@ async def serve(linli: Linli, *, console_user: str | None = None) -> None:
         log.info("stopping")
         if console_task is not None:
             console_task.cancel()
+        if deliveries is not None:
+            deliveries.cancel()  # a batch being sent is finished by the drain below
         scheduler.shutdown(wait=False)
         # Messages already being sent finish while their channel can still carry them.
         await linli.dispatcher.drain()

@@ -15,16 +15,16 @@ import uvloop
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import database
-from bot.app import Linli, assemble, report_rules, serve
+from bot.app import CONSOLE_POLL_SECONDS, Linli, assemble, report_rules, serve
 from bot.channels.console import ConsoleChannel
 from bot.channels.telegram import deep_link
 from bot.config import ConfigError, Settings, load_settings
 from handlers.flow import Notifier
 from handlers.i18n import CatalogError
-from handlers.reports.dispatch import HandedOn, hand_on_uncovered
 from models import Person, Role, RoleAssignment
 from services import audit, community, invites, people
-from services.people import Grant
+from services.registration import scopes
+from services.reports.handing import HandedOn, hand_on_uncovered
 
 log = logging.getLogger("linli")
 
@@ -125,12 +125,16 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _chat(linli: Linli, user: str) -> int:
-    console = ConsoleChannel(linli.dialogue.handle, user)
+    console = ConsoleChannel(linli.dialogue.handle, user, media=linli.media)
     linli.attach(console)
     checkpoints = asyncio.create_task(linli.database.keep_checkpointing())
+    # No scheduler tick here: this poll brings what other processes queued for this person
+    # (a card for the worker at this keyboard), printed between prompts.
+    deliveries = asyncio.create_task(linli.dispatcher.poll(CONSOLE_POLL_SECONDS))
     try:
         await console.run()
     finally:
+        deliveries.cancel()  # a batch being sent is finished by linli.close()'s drain
         checkpoints.cancel()
     return 0
 
@@ -206,33 +210,43 @@ async def _admin(linli: Linli, args: argparse.Namespace) -> int:
         ("telegram", args.telegram_id) if args.telegram_id else ("console", args.console)
     )
     async with linli.transaction() as session:
-        grant = Grant(role)
+        building_id = grid_id = None
         if args.building:
             building = await community.building_by_name(session, args.building)
             if building is None:
                 raise UsageError(f"no building named {args.building!r}")
-            grant = Grant(role, building_id=building.id)
+            building_id = building.id
         elif args.grid:
             grid = await community.grid_by_name(session, args.grid)
             if grid is None:
                 raise UsageError(f"no grid named {args.grid!r}")
-            grant = Grant(role, grid_id=grid.id)
-        elif args.department:
-            known = sorted({c.department for c in linli.settings.report.categories} - {""})
-            if args.department not in known:
+            grid_id = grid.id
+        # Which scope the role needs is decided in services, for invites too.
+        known = sorted({c.department for c in linli.settings.report.categories} - {""})
+        grant = scopes.grant_for(
+            role,
+            building_id=building_id,
+            grid_id=grid_id,
+            department=args.department or None,
+            departments=known,
+        )
+        if isinstance(grant, scopes.ScopeProblem):
+            if grant.reason == scopes.UNKNOWN_DEPARTMENT:
                 raise UsageError(
                     f"no department named {args.department!r} (known: {', '.join(known) or 'none'})"
                 )
-            grant = Grant(role, department=args.department)
-        if role in (Role.DEPARTMENT, Role.DEPARTMENT_HEAD) and grant.department is None:
-            raise UsageError(f"{role.value} needs --department")
-        if role is Role.BUILDING_HEAD and grant.building_id is None:
-            raise UsageError("building_head needs --building")
-        if role is Role.GRID_WORKER and grant.grid_id is None:
-            raise UsageError("grid_worker needs --grid")
+            verb = "needs" if grant.reason == scopes.NEEDS_SCOPE else "takes no"
+            raise UsageError(f"{role.value} {verb} --{grant.scope}")
         handed: list[HandedOn] = []
         if args.action == "grant":
-            person = await people.identify(session, channel, str(external_id))
+            # A console's chat is its person's name, there whenever `linli chat --as NAME`
+            # runs: their cards wait in the outbox for it instead of being unreachable.
+            person = await people.identify(
+                session,
+                channel,
+                str(external_id),
+                private_chat_id=str(external_id) if channel == "console" else None,
+            )
             changed = await people.grant(session, person.id, grant)
         else:
             found = await people.by_identity(session, channel, str(external_id))
@@ -269,10 +283,17 @@ async def _admin(linli: Linli, args: argparse.Namespace) -> int:
 async def _hand_on_reports(linli: Linli, session: AsyncSession, person_id: int) -> list[HandedOn]:
     """The reports a revoked person no longer covers go to someone else, who gets a card; the
     person and the residents are told through the outbox (sent by the running bot)."""
+    now = datetime.now(UTC)
     notifier = Notifier(
-        session, linli.catalogs, linli.settings.community.default_locale, datetime.now(UTC)
+        session,
+        linli.catalogs,
+        linli.settings.community.default_locale,
+        now,
+        linli.registry.notices,
     )
-    return await hand_on_uncovered(notifier, report_rules(linli.settings), person_id)
+    handed = await hand_on_uncovered(session, report_rules(linli.settings).policy, person_id, now)
+    await notifier.tell(handed.notices)
+    return handed.reports
 
 
 def _person_line(person: Person) -> str:

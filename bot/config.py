@@ -87,6 +87,9 @@ class TelegramSettings(_Section):
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # Signs the links to stored photos (/media/<key>); empty: a random one per process, so
+    # several workers behind one address need the same one.
+    media_secret: str = ""
 
 
 class GridSettings(_Section):

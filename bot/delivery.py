@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from handlers.messages import Outgoing
-from services import outbox
+from handlers.messages import Capabilities, Outgoing
+from services import menus, outbox
 from services.sql import Transaction
 
 log = logging.getLogger("linli.delivery")
@@ -33,7 +33,15 @@ class RateLimited(Exception):
 
 
 class Sender(Protocol):
+    """A channel as the outbox sees it."""
+
     name: str
+    # How options and cards are shown there; the dialogue engine words its messages by it.
+    capabilities: Capabilities
+    # The chats this process can deliver to on this channel; None: every chat of the channel.
+    # A console reaches only the person at its keyboard, so other people's rows are left for
+    # their own console.
+    reach: frozenset[str] | None
 
     async def send(self, chat_id: str, message: Outgoing) -> None: ...
 
@@ -43,6 +51,8 @@ class Outcome:
     status: str  # as outbox.settle takes it
     error: str | None = None
     retry_at: datetime | None = None
+    # Where it was sent: a message with options becomes that chat's menu.
+    chat: tuple[str, str] | None = None
 
 
 class OutboxDispatcher:
@@ -62,6 +72,14 @@ class OutboxDispatcher:
     def register(self, sender: Sender) -> None:
         self.senders[sender.name] = sender
 
+    def reach(self) -> outbox.Reach:
+        """Which chats the registered channels can deliver to, for `outbox.claim`."""
+        return {name: sender.reach for name, sender in self.senders.items()}
+
+    def reaches(self, channel: str, chat_id: str) -> bool:
+        sender = self.senders.get(channel)
+        return sender is not None and (sender.reach is None or chat_id in sender.reach)
+
     async def kick(self) -> None:
         """Send soon without making the caller wait for the network."""
         task = asyncio.create_task(self.run_once())
@@ -73,28 +91,60 @@ class OutboxDispatcher:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    async def poll(self, every: float = 1.0) -> None:
+        """Send what is due now and then every `every` seconds, until cancelled.
+
+        For a process without a short tick (the console): rows that another process queued
+        for this one's person (a card for the worker at this keyboard) show up within `every`.
+        Each round runs as a kicked send, so cancelling the poll never interrupts a batch
+        halfway (its rows would stay "sending" until the claim times out): `drain` waits for it.
+        """
+        while True:
+            task = asyncio.create_task(self._run_logged())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            await asyncio.shield(task)
+            await asyncio.sleep(every)
+
+    async def _run_logged(self) -> int:
+        try:
+            return await self.run_once()
+        except Exception:
+            # A busy database or a lost connection: the next round tries again.
+            log.exception("outbox round failed")
+            return 0
+
     async def run_once(self) -> int:
         async with self._lock:
             async with self.transaction() as session:
-                deliveries = await outbox.claim(session, self.clock())
+                deliveries = await outbox.claim(session, self.clock(), reach=self.reach())
             sent = 0
             for delivery in deliveries:
-                outcome = await self._deliver(delivery)
+                message = Outgoing.from_dict(delivery.payload)
+                outcome = await self._deliver(delivery, message)
                 sent += outcome.status == "sent"
                 async with self.transaction() as session:
+                    now = self.clock()
                     await outbox.settle(
                         session,
                         delivery.message_id,
                         outcome.status,
-                        self.clock(),
+                        now,
                         outcome.error,
                         retry_at=outcome.retry_at,
                     )
+                    if outcome.chat is not None and message.options:
+                        # A digit typed there later answers this card (DESIGN.md step 3).
+                        await menus.show(
+                            session,
+                            *outcome.chat,
+                            [{"label": o.label, "payload": o.payload} for o in message.options],
+                            now,
+                        )
             return sent
 
-    async def _deliver(self, delivery: outbox.Delivery) -> Outcome:
-        message = Outgoing.from_dict(delivery.payload)
-        reachable = [(c, chat) for c, chat in delivery.identities if c in self.senders]
+    async def _deliver(self, delivery: outbox.Delivery, message: Outgoing) -> Outcome:
+        reachable = [(c, chat) for c, chat in delivery.identities if self.reaches(c, chat)]
         if not reachable:
             return Outcome("unreachable", "no private chat on a running channel")
         last_error: str | None = None
@@ -105,7 +155,7 @@ class OutboxDispatcher:
                 return Outcome("deferred", last_error or "waiting out a rate limit", paused)
             try:
                 await self.senders[channel].send(chat_id, message)
-                return Outcome("sent")
+                return Outcome("sent", chat=(channel, chat_id))
             except RecipientBlocked as exc:
                 last_error = f"blocked: {exc}"
             except RateLimited as exc:

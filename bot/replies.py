@@ -41,8 +41,8 @@ class LeftReplies:
         done: list[tuple[str, str]] = []
         for unsent in left:
             sender = self.senders.get(unsent.channel)
-            if sender is None:
-                continue  # that channel is not running here; keep them for one that is
+            if sender is None or (sender.reach is not None and unsent.chat_id not in sender.reach):
+                continue  # that chat is not reachable from here; keep them for one that is
             try:
                 for message in unsent.messages:
                     await sender.send(unsent.chat_id, Outgoing.from_dict(message))

@@ -6,13 +6,16 @@ from handlers.approvals import PendingFlow, decide_registration
 from handlers.engine import FlowRegistry
 from handlers.help import HelpFlow
 from handlers.language import LanguageFlow
-from handlers.reports.cards import RATING_TICKET, REPORT_TICKET
+from handlers.registration_notices import REGISTRATION_NOTICES
 from handlers.reports.lists import MyReportsFlow, QueueFlow
 from handlers.reports.new_report import ReportFlow
+from handlers.reports.notices import report_notices
 from handlers.reports.rating import RatingFlow
 from handlers.reports.rules import ReportRules
 from handlers.reports.work import WorkFlow
 from handlers.start import REGISTRATION_TICKET, StartFlow
+from services.reports.handing import REPORT_TICKET
+from services.reports.verdict import RATING_TICKET
 
 
 def build_registry(reports: ReportRules) -> FlowRegistry:
@@ -22,6 +25,7 @@ def build_registry(reports: ReportRules) -> FlowRegistry:
     registry.add(LanguageFlow())
     registry.add(PendingFlow())
     registry.on_ticket(REGISTRATION_TICKET, decide_registration)
+    registry.notices.update(REGISTRATION_NOTICES)
     report = ReportFlow(reports)
     registry.add(report)
     # A photo sent privately with no conversation open starts a report with it.
@@ -33,4 +37,5 @@ def build_registry(reports: ReportRules) -> FlowRegistry:
     registry.add(rating)
     registry.on_ticket(REPORT_TICKET, work.on_card)
     registry.on_ticket(RATING_TICKET, rating.on_rating)
+    registry.notices.update(report_notices(reports))
     return registry

@@ -18,16 +18,26 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from handlers.flow import STEP_PREFIX, TICKET_PREFIX, CommunityRules, Context, Flow, TicketHandler
+from handlers.flow import (
+    KEEP_SUFFIX,
+    STEP_PREFIX,
+    TICKET_PREFIX,
+    CommunityRules,
+    Context,
+    Flow,
+    TicketHandler,
+)
 from handlers.i18n import N_, Catalogs, Translator, match_locale
-from handlers.messages import Incoming, Kind, Outgoing, Reply
-from services import audit, conversations, people, replies, tickets, updates
+from handlers.messages import Capabilities, Incoming, Kind, Outgoing, Reply
+from handlers.notices import NoticeKinds
+from models import ActionTicket
+from services import audit, conversations, menus, people, replies, tickets, updates
 from services.sql import Transaction
 
 log = logging.getLogger("linli.engine")
 
 Clock = Callable[[], datetime]
-PAYLOAD_PATTERN = re.compile(r"^([st])([A-Za-z0-9_-]{4,16})\.(\d{1,2})$")
+PAYLOAD_PATTERN = re.compile(r"^([st])([A-Za-z0-9_-]{4,16})\.(\d{1,2})(k?)$")
 # /start parameters that open a flow instead of redeeming an invite (for group deep links).
 GO_PREFIX = "go_"
 # An update that lost a race for its conversation is run again on the state that won.
@@ -46,6 +56,10 @@ def system_clock() -> datetime:
 class FlowRegistry:
     flows: dict[str, Flow] = field(default_factory=dict)
     tickets: dict[str, TicketHandler] = field(default_factory=dict)
+    # Shared cards' buttons, which anyone in the card's chat may press (see Notifier).
+    shared_tickets: dict[str, TicketHandler] = field(default_factory=dict)
+    # How each feature's notification intents read (handlers/notices.py).
+    notices: NoticeKinds = field(default_factory=NoticeKinds)
     # Begun by a photo or voice note sent privately with no conversation open.
     photo_flow: Flow | None = None
 
@@ -54,6 +68,9 @@ class FlowRegistry:
 
     def on_ticket(self, kind: str, handler: TicketHandler) -> None:
         self.tickets[kind] = handler
+
+    def on_shared_ticket(self, kind: str, handler: TicketHandler) -> None:
+        self.shared_tickets[kind] = handler
 
     def by_command(self, command: str) -> Flow | None:
         return next((f for f in self.flows.values() if f.command == command), None)
@@ -122,6 +139,9 @@ class DialogueEngine:
         # and only for a sender who may send it at their current step.
         self.intake = intake
         self.receipts = SentReceipts(transaction)
+        # What each running channel can show (buttons or a numbered list, edits…); channels
+        # register as they start (bot/app.py Linli.attach). Unknown channels can do everything.
+        self.capabilities: dict[str, Capabilities] = {}
 
     async def handle(self, incoming: Incoming) -> Reply:
         started = time.perf_counter()
@@ -205,7 +225,7 @@ class DialogueEngine:
             person_id, stored = found
             if stored is not None and not stored.expired(self.clock()):
                 flow = self.registry.flows.get(stored.state.flow)
-                return flow is not None and stored.state.step in flow.media_steps
+                return flow is not None and flow.takes_media(stored.state.step)
             photo_flow = self.registry.photo_flow
             return photo_flow is not None and photo_flow.allows(
                 await people.roles_of(session, person_id)
@@ -251,13 +271,23 @@ class DialogueEngine:
             rules=self.rules,
             now=now,
             state=None if timed_out else state,
+            can=self.capabilities.get(incoming.channel, Capabilities()),
+            kinds=self.registry.notices,
         )
         reply = Reply(flow=state.flow if state else "-", step=state.step if state else "-")
         reply.outcome = await self._route(ctx, timed_out)
+        if ctx.resumed and ctx.state is not None:
+            # A card was answered: the conversation it interrupted comes back, question first.
+            mark = len(ctx.replies)
+            if await self._flow(ctx.state.flow).ask_again(ctx):
+                ctx.replies.insert(mark, Outgoing(ctx._("Now, back to where you were:")))
         if ctx.state is not None:
             reply.flow, reply.step = ctx.state.flow, ctx.state.step
+        reply.press_answer = ctx.press_answer
+        reply.clear_pressed = ctx.clear_pressed
         state_after = ctx.state
         key = incoming.update_key
+        menu = next((m.options for m in reversed(ctx.replies) if m.options), None)
 
         def epilogue(sync: Session) -> None:
             connection = sync.connection()
@@ -272,6 +302,14 @@ class DialogueEngine:
                 expires_at=now + timedelta(minutes=self.rules.flow_timeout_minutes),
                 now=now,
             )
+            if menu is not None and incoming.chat.private:
+                menus.remember(
+                    connection,
+                    incoming.channel,
+                    incoming.chat.chat_id,
+                    [{"label": o.label, "payload": o.payload} for o in menu],
+                    now,
+                )
             if key is not None:
                 updates.claim(
                     connection,
@@ -303,11 +341,21 @@ class DialogueEngine:
             # Groups are for talking among neighbours: there the bot listens to commands and
             # buttons only, even while someone has a flow open.
             return "ignored"
+        if incoming.kind is Kind.TEXT:
+            # The digit of a numbered list, or an option's text, answers the chat's last menu.
+            typed = await self._typed_choice(ctx)
+            if typed is not None:
+                return typed
         if ctx.state is not None:
-            # WeChat and the console answer a numbered list with a digit.
-            if incoming.kind is Kind.TEXT and incoming.text.strip() in ctx.state.choices:
-                ctx.choice = ctx.state.choices[incoming.text.strip()]
-            await self._flow(ctx.state.flow).resume(ctx)
+            flow = self._flow(ctx.state.flow)
+            if (
+                incoming.kind is Kind.TEXT
+                and not flow.takes_text(ctx.state.step)
+                and await flow.ask_again(ctx)
+            ):
+                # Text that names no option is not an answer here: the question again.
+                return "reasked"
+            await flow.resume(ctx)
             return "ok"
         photo_flow = self.registry.photo_flow
         if incoming.kind in (Kind.PHOTO, Kind.VOICE) and photo_flow is not None:
@@ -378,22 +426,40 @@ class DialogueEngine:
                 private_label=ctx._("Open private chat"),
             )
             return "redirected"
-        ctx.finish()
+        # A command is the person choosing something else: an open conversation ends.
+        ctx.abandon()
         await flow.begin(ctx, args)
         return "ok"
 
-    async def _choice(self, ctx: Context, payload: str) -> str:
+    async def _typed_choice(self, ctx: Context) -> str | None:
+        """A typed answer to the chat's last menu, handled as the press it names; None when it
+        names no live option (it is then text, for a step that takes text)."""
+        incoming = ctx.incoming
+        if not incoming.chat.private or len(incoming.text) > 200:
+            return None
+        options = await ctx.session.run_sync(
+            lambda sync: menus.last(sync.connection(), incoming.channel, incoming.chat.chat_id)
+        )
+        payload = menus.pick(options, incoming.text, by_number=not ctx.can.buttons)
+        if payload is None:
+            return None
+        return await self._choice(ctx, payload, typed=True)
+
+    async def _choice(self, ctx: Context, payload: str, *, typed: bool = False) -> str | None:
+        """A button press (or, `typed`, an option named by text: then a stale option is not an
+        error but None, and the text is handled as text)."""
         match = PAYLOAD_PATTERN.match(payload)
         if match is None:
             log.warning(
                 "forged button payload channel=%s person=%s", ctx.incoming.channel, ctx.person.id
             )
-            return self._expired(ctx, "forged")
-        kind, token, index = match.groups()
+            return None if typed else self._expired(ctx, "forged")
+        kind, token, index, keep = match.groups()
+        ctx.clear_pressed = keep != KEEP_SUFFIX
         if kind == STEP_PREFIX:
             state = ctx.state
             if state is None or state.nonce != token or index not in state.choices:
-                return self._expired(ctx, "stale")
+                return None if typed else self._expired(ctx, "stale")
             ctx.choice = state.choices[index]
             await self._flow(state.flow).resume(ctx)
             return "ok"
@@ -401,17 +467,54 @@ class DialogueEngine:
         ticket = await tickets.find(ctx.session, token)
         if (
             ticket is None
-            or ticket.person_id != ctx.person.id
-            or ticket.used_at is not None
-            or (ticket.expires_at is not None and ticket.expires_at <= ctx.now)
             or index not in ticket.choices
+            or (ticket.expires_at is not None and ticket.expires_at <= ctx.now)
+        ):
+            return None if typed else self._expired(ctx, "stale")
+        if ticket.person_id is None:
+            return await self._shared(ctx, ticket, index, typed=typed)
+        if (
+            ticket.person_id != ctx.person.id
+            or ticket.used_at is not None
             or ticket.kind not in self.registry.tickets
         ):
-            return self._expired(ctx, "stale")
+            return None if typed else self._expired(ctx, "stale")
         if not await tickets.spend(ctx.session, ticket.id, ctx.now):
-            return self._expired(ctx, "stale")
-        await self.registry.tickets[ticket.kind](ctx, ticket.subject_id, ticket.choices[index])
+            return None if typed else self._expired(ctx, "stale")
+        await self._interrupting(
+            ctx, self.registry.tickets[ticket.kind], ticket.subject_id, ticket.choices[index]
+        )
         return "ok"
+
+    async def _shared(
+        self, ctx: Context, ticket: ActionTicket, index: str, *, typed: bool
+    ) -> str | None:
+        """A shared card's button: only from the card's own chat, never used up; the feature's
+        use case decides for this person (eligibility, once per person)."""
+        incoming = ctx.incoming
+        handler = self.registry.shared_tickets.get(ticket.kind)
+        if (
+            handler is None
+            or ticket.used_at is not None
+            or (ticket.channel, ticket.chat_id) != (incoming.channel, incoming.chat.chat_id)
+        ):
+            return None if typed else self._expired(ctx, "stale")
+        await self._interrupting(ctx, handler, ticket.subject_id, ticket.choices[index])
+        return "ok"
+
+    @staticmethod
+    async def _interrupting(
+        ctx: Context, handler: TicketHandler, subject_id: int, choice: str
+    ) -> None:
+        """A card's button, pressed while the person may have a conversation open: the card's
+        handler may ask its own question (the open one then waits inside it, see
+        Context._suspend) or answer at once (the open one simply goes on)."""
+        before = ctx.interrupted = ctx.state
+        await handler(ctx, subject_id, choice)
+        ctx.interrupted = None
+        if before is not None and ctx.state in (None, before):
+            ctx.state = before
+            ctx.resumed = True
 
     @staticmethod
     def _expired(ctx: Context, outcome: str) -> str:

@@ -1,30 +1,51 @@
 """What a feature flow sees: the `Context` of one update, and the `Flow` base it implements.
 
-A flow is a small class with a `begin` and one `step_<name>` method per question it asks. It
-talks only to the context (replies, next step, notifications) and to services, never to a
-platform, so the same flow serves Telegram, WeChat, the console and the tests.
+A flow is a small class with a `begin`, a table of its steps (`steps`: what each question
+takes, and which method asks it) and one `step_<name>` method per step that handles the answer.
+It talks only to the context (replies, next step, notifications) and to services (use cases),
+never to a platform, so the same flow serves Telegram, WeChat, the console and the tests.
 """
 
 from __future__ import annotations
 
+import inspect
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import ClassVar, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.i18n import Catalogs, Translator
-from handlers.messages import Incoming, Link, Option, Outgoing
+from handlers.messages import Capabilities, Incoming, Option, Outgoing
+from handlers.notices import NoticeKinds
 from models import Role
 from services import outbox, people, tickets
 from services.conversations import FlowState
+from services.notices import Notice
 from services.people import PersonRecord, RoleSet
 
-# Button payloads stay far below Telegram's 64-byte callback_data limit.
+# Button payloads stay far below Telegram's 64-byte callback_data limit:
+# s<nonce>.<n> for a step's options, t<token>.<n> for a durable card's, numbered from 1; a
+# trailing "k" keeps the pressed message's buttons (the flow's choice, see `Outgoing`).
 STEP_PREFIX = "s"
 TICKET_PREFIX = "t"
+KEEP_SUFFIX = "k"
+# Where an interrupted conversation waits while a card's question is answered.
+SUSPENDED = "_suspended"
+# The question a step last asked, so that it can be asked again word for word.
+ASKED = "_asked"
+
+
+def payloads(prefix: str, token: str, count: int, *, keep: bool = False) -> list[str]:
+    """The payloads of `count` options, in the one numbering (from 1)."""
+    suffix = KEEP_SUFFIX if keep else ""
+    return [f"{prefix}{token}.{n}{suffix}" for n in range(1, count + 1)]
+
+
+def numbered_choices(values: Sequence[str]) -> dict[str, str]:
+    return {str(n): value for n, value in enumerate(values, 1)}
 
 
 @dataclass(frozen=True)
@@ -59,30 +80,58 @@ class Notifier:
     catalogs: Catalogs
     default_locale: str
     now: datetime
+    kinds: NoticeKinds = field(default_factory=NoticeKinds)
     notified: bool = False
 
     def translator_for(self, person: Someone) -> Translator:
         return self.catalogs.get(person.locale or self.default_locale)
 
     async def ticket_options(
-        self, person: Someone, kind: str, subject_id: int, choices: Sequence[tuple[str, str]]
+        self,
+        person: Someone | None,
+        kind: str,
+        subject_id: int,
+        choices: Sequence[tuple[str, str]],
+        *,
+        chat: tuple[str, str] | None = None,
+        keep: bool = False,
     ) -> tuple[Option, ...]:
+        """Durable buttons for `person`, or (person None) a shared card's buttons that anyone
+        in `chat` (channel, chat id) may press, which a press does not use up."""
         ticket = await tickets.issue(
             self.session,
-            person_id=person.id,
+            person_id=person.id if person is not None else None,
             kind=kind,
             subject_id=subject_id,
             choices=[value for _, value in choices],
             now=self.now,
+            chat=chat,
         )
         return tuple(
-            Option(label, f"{TICKET_PREFIX}{ticket.token}.{i}")
-            for i, (label, _) in enumerate(choices)
+            Option(label, payload)
+            for (label, _), payload in zip(
+                choices, payloads(TICKET_PREFIX, ticket.token, len(choices), keep=keep), strict=True
+            )
         )
 
-    def notify(self, person: Someone, message: Outgoing) -> None:
-        outbox.enqueue(self.session, person.id, message.to_dict(), self.now)
+    def notify(self, person: Someone | int, message: Outgoing) -> None:
+        person_id = person if isinstance(person, int) else person.id
+        outbox.enqueue(self.session, person_id, message.to_dict(), self.now)
         self.notified = True
+
+    async def render(self, notice: Notice) -> tuple[Someone, Outgoing] | None:
+        reader = await people.someone(self.session, notice.person_id)
+        if reader is None:
+            return None
+        return reader, await self.kinds.render(self, reader, notice)
+
+    async def tell(self, notices: Iterable[Notice]) -> None:
+        """The one writer of notification intents: each is rendered in its reader's language
+        and queued in the outbox, in this transaction."""
+        for notice in notices:
+            rendered = await self.render(notice)
+            if rendered is not None:
+                self.notify(*rendered)
 
 
 @dataclass
@@ -95,8 +144,19 @@ class Context:
     rules: CommunityRules
     now: datetime
     state: FlowState | None
+    can: Capabilities = field(default_factory=Capabilities)
+    kinds: NoticeKinds = field(default_factory=NoticeKinds)
     choice: str | None = None
     replies: list[Outgoing] = field(default_factory=list)
+    # Set by finish() when an interrupted conversation comes back: its question is asked again.
+    resumed: bool = False
+    # The conversation that was open when a card's button was pressed: a question the card
+    # asks never replaces it, even in the same flow (another report's card), but suspends it.
+    interrupted: FlowState | None = None
+    # What the presser of a shared card alone is told (see answer_press), and whether the
+    # pressed message's buttons go away (the button's payload says: the flow's choice).
+    press_answer: str | None = None
+    clear_pressed: bool = True
     _roles: RoleSet | None = None
     _notifier: Notifier | None = None
 
@@ -110,7 +170,7 @@ class Context:
     def notifier(self) -> Notifier:
         if self._notifier is None:
             self._notifier = Notifier(
-                self.session, self.catalogs, self.rules.default_locale, self.now
+                self.session, self.catalogs, self.rules.default_locale, self.now, self.kinds
             )
         return self._notifier
 
@@ -128,22 +188,39 @@ class Context:
         self,
         text: str,
         *,
-        links: Sequence[Link] = (),
         options: Sequence[Option] = (),
         private_start: str | None = None,
         private_label: str = "",
-        image_path: str | None = None,
     ) -> None:
         self.replies.append(
             Outgoing(
                 text=text,
                 options=tuple(options),
-                links=tuple(links),
                 private_start=private_start,
                 private_label=private_label,
-                image_path=image_path,
             )
         )
+
+    async def deliver(self, notices: Iterable[Notice]) -> None:
+        """What a use case returned: the sender's own notices become replies here (their card
+        updated in place), everyone else's go to the outbox."""
+        others = []
+        for notice in notices:
+            if notice.person_id == self.person.id:
+                self.replies.append(
+                    await self.notifier.kinds.render(self.notifier, self.person, notice)
+                )
+            else:
+                others.append(notice)
+        await self.notifier.tell(others)
+
+    def answer_press(self, text: str) -> None:
+        """Tell the person who pressed a shared card, and nobody else: in place where the
+        channel can (Telegram's callback answer), else in their private chat."""
+        if self.can.press_answers:
+            self.press_answer = text
+        else:
+            self.notify(self.person, Outgoing(text))
 
     def ask(
         self,
@@ -153,14 +230,20 @@ class Context:
         *,
         options: Sequence[tuple[str, str]] = (),
         data: dict[str, object] | None = None,
+        keep: bool = False,
     ) -> None:
         """Move to `step` and show `text`; each (label, value) becomes a button of this step.
 
         Asking the same step again with the same choices keeps the buttons already shown valid:
         an album of photos gets one answer per photo, and any of their "Done" buttons works.
+        `keep`: a press leaves these buttons in place.
         """
-        choices = {str(i): value for i, (_, value) in enumerate(options)}
-        same = self.state is not None and self.state.flow == flow
+        choices = numbered_choices([value for _, value in options])
+        same = (
+            self.state is not None
+            and self.state.flow == flow
+            and self.state is not self.interrupted
+        )
         nonce = (
             self.state.nonce
             if same
@@ -169,22 +252,48 @@ class Context:
             else secrets.token_hex(4)
         )
         kept = dict(self.state.data) if same and self.state is not None else {}
+        if not same and self.state is not None:
+            self._suspend(kept)
         if data:
             kept.update(data)
+        kept[ASKED] = {"text": text, "options": [list(o) for o in options], "keep": keep}
         self.state = FlowState(flow, step, nonce, kept, choices)
         self.say(
             text,
             options=[
-                Option(label, f"{STEP_PREFIX}{nonce}.{i}") for i, (label, _) in enumerate(options)
+                Option(label, payload)
+                for (label, _), payload in zip(
+                    options, payloads(STEP_PREFIX, nonce, len(options), keep=keep), strict=True
+                )
             ],
         )
 
     def enter(self, flow: str, step: str, data: dict[str, object]) -> None:
         """Open `flow` at `step` without asking anything yet (a step will answer at once)."""
-        self.state = FlowState(flow, step, secrets.token_hex(4), dict(data), {})
+        kept = dict(data)
+        if self.state is not None and (self.state.flow != flow or self.state is self.interrupted):
+            self._suspend(kept)
+        self.state = FlowState(flow, step, secrets.token_hex(4), kept, {})
+
+    def _suspend(self, data: dict[str, object]) -> None:
+        """A card's question interrupts an open conversation: it waits, whole, inside the new
+        one and comes back when that finishes (a draft is never silently dropped)."""
+        assert self.state is not None
+        data[SUSPENDED] = asdict(self.state)
 
     def finish(self) -> None:
+        """End this conversation; one it interrupted comes back (its question asked again)."""
+        waiting = self.state.data.get(SUSPENDED) if self.state is not None else None
+        if isinstance(waiting, dict):
+            self.state = FlowState(**waiting)
+            self.resumed = True
+        else:
+            self.state = None
+
+    def abandon(self) -> None:
+        """End this conversation and any it interrupted: the person chose something else."""
         self.state = None
+        self.resumed = False
 
     @property
     def data(self) -> dict[str, object]:
@@ -195,9 +304,22 @@ class Context:
     ) -> tuple[Option, ...]:
         return await self.notifier.ticket_options(person, kind, subject_id, choices)
 
-    def notify(self, person: Someone, message: Outgoing) -> None:
+    def notify(self, person: Someone | int, message: Outgoing) -> None:
         """Queue a message to someone else; it leaves only if this update's transaction commits."""
         self.notifier.notify(person, message)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One question of a flow, in its step table: which method asks it (again, when the
+    person comes back to it), and what it takes besides its options."""
+
+    ask: str | None = None
+    # Typed text is an answer here. Elsewhere, text that names none of the options gets the
+    # question again instead of being taken for something else.
+    text: bool = False
+    # A photo or a voice note is an answer here: only then is media fetched and decoded.
+    media: bool = False
 
 
 class Flow:
@@ -210,11 +332,21 @@ class Flow:
     # None: anyone, registered or not. Admins may always.
     roles: ClassVar[frozenset[Role] | None] = None
     private_only: ClassVar[bool] = False
-    # Steps that ask for a photo or a voice note: only there is media fetched and decoded.
-    media_steps: ClassVar[frozenset[str]] = frozenset()
+    # The step graph in one place: each step's name, how it is asked and what it takes. The
+    # answer to step "x" is handled by the method `step_x`.
+    steps: ClassVar[dict[str, Step]] = {}
 
     def allows(self, roles: RoleSet) -> bool:
-        return self.roles is None or Role.ADMIN in roles.roles or roles.any_of(self.roles)
+        """Asked of the roles (services/people.py), not decided here."""
+        return roles.may_use(self.roles)
+
+    def takes_media(self, step: str) -> bool:
+        found = self.steps.get(step)
+        return found is not None and found.media
+
+    def takes_text(self, step: str) -> bool:
+        found = self.steps.get(step)
+        return found is not None and found.text
 
     async def begin(self, ctx: Context, args: str) -> None:
         raise NotImplementedError
@@ -224,12 +356,35 @@ class Flow:
         step: Callable[[Context], Awaitable[None]] | None = getattr(
             self, f"step_{ctx.state.step}", None
         )
-        if step is None:
+        if step is None or ctx.state.step not in self.steps:
             # A step renamed by an upgrade: start over rather than guess.
-            ctx.finish()
+            ctx.abandon()
             ctx.say(ctx._("That conversation can no longer continue. Please start it again."))
             return
         await step(ctx)
+
+    async def ask_again(self, ctx: Context) -> bool:
+        """Ask the current step's question again: by its asking method, which may word it for
+        what changed meanwhile, or else as it was last asked. False if it never was."""
+        state = ctx.state
+        assert state is not None
+        found = self.steps.get(state.step)
+        if found is not None and found.ask is not None:
+            asked = getattr(self, found.ask)(ctx)
+            if inspect.isawaitable(asked):
+                await asked
+            return True
+        last = state.data.get(ASKED)
+        if not isinstance(last, dict):
+            return False
+        ctx.ask(
+            state.flow,
+            state.step,
+            str(last["text"]),
+            options=[(str(label), str(value)) for label, value in last["options"]],
+            keep=bool(last.get("keep")),
+        )
+        return True
 
 
 TicketHandler = Callable[[Context, int, str], Awaitable[None]]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -115,6 +114,3 @@ class Catalogs:
         if translator is None:
             raise CatalogError(f"no catalog for the locale {locale!r}")
         return translator
-
-    def all(self, locales: Iterable[str] = SUPPORTED) -> list[Translator]:
-        return [self.get(locale) for locale in locales]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from handlers.flow import Context, Flow
+from typing import ClassVar
+
+from handlers.flow import Context, Flow, Step
 from handlers.i18n import LANGUAGE_NAMES, N_, SUPPORTED
 
 
@@ -10,6 +12,7 @@ class LanguageFlow(Flow):
     name = "language"
     command = "language"
     description = N_("Switch between 中文 and English")
+    steps: ClassVar[dict[str, Step]] = {"pick": Step(ask="_ask")}
 
     async def begin(self, ctx: Context, args: str) -> None:
         self._ask(ctx)

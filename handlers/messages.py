@@ -19,7 +19,6 @@ class Kind(enum.StrEnum):
     VOICE = "voice"  # kept with a report, for residents who would rather speak than type
     LOCATION = "location"
     CHOICE = "choice"
-    POLL_ANSWER = "poll_answer"
     # Something we cannot use (video, sticker, contact…); flows answer it politely.
     OTHER = "other"
 
@@ -87,15 +86,33 @@ class Incoming:
 
 
 @dataclass(frozen=True)
+class Capabilities:
+    """What a channel can show and what its people can send; flows choose their wording by it,
+    never by the channel's name."""
+
+    # Options as buttons; False: a numbered list, answered with the digit or the option's text.
+    buttons: bool = True
+    # A card can be changed in place (an edit); False: its update arrives as a new message.
+    edits: bool = True
+    # A press on a shared card can be answered to the presser alone, in place (Telegram's
+    # callback answer); False: the answer goes to their private chat.
+    press_answers: bool = True
+    # A photo sent as a file keeps the camera's EXIF, and so where it was taken.
+    files_keep_location: bool = True
+    # People can send a location pin.
+    locations: bool = True
+
+
+@dataclass(frozen=True)
 class Option:
     label: str
     payload: str
 
 
-@dataclass(frozen=True)
-class Link:
-    label: str
-    url: str
+def numbered(options: tuple[Option, ...]) -> list[tuple[int, Option]]:
+    """The one numbering of options, from 1: what a numbered list shows, what a digit answers
+    and what the button payloads carry (handlers/engine.py)."""
+    return list(enumerate(options, 1))
 
 
 @dataclass(frozen=True)
@@ -103,34 +120,44 @@ class Attachment:
     """A file sent ahead of a message: the rest of a report's photos, its voice notes."""
 
     kind: str  # photo | voice
-    path: str
+    key: str  # the content key in media storage (services/media), never a local path
+
+
+@dataclass(frozen=True)
+class CardRef:
+    """A message that stands for something and is kept up to date: a later message for the
+    same card (in the same chat) replaces it, by an edit where the channel can edit."""
+
+    kind: str
+    subject: str
 
 
 @dataclass(frozen=True)
 class Outgoing:
     text: str
     options: tuple[Option, ...] = ()
-    links: tuple[Link, ...] = ()
     # Ask the channel for a way into the private chat, carrying this start parameter.
     private_start: str | None = None
     private_label: str = ""
-    # The message's own picture; with a short text, the text becomes its caption.
-    image_path: str | None = None
+    # The message's own picture, by media key; with a short text, the text becomes its caption.
+    image_key: str | None = None
     attachments: tuple[Attachment, ...] = ()
+    card: CardRef | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Outgoing:
+        card = data.get("card")
         return cls(
             text=data["text"],
             options=tuple(Option(**o) for o in data.get("options", ())),
-            links=tuple(Link(**link) for link in data.get("links", ())),
             private_start=data.get("private_start"),
             private_label=data.get("private_label", ""),
-            image_path=data.get("image_path"),
+            image_key=data.get("image_key"),
             attachments=tuple(Attachment(**a) for a in data.get("attachments", ())),
+            card=CardRef(**card) if card else None,
         )
 
 
@@ -142,6 +169,10 @@ class Reply:
     flow: str = "-"
     step: str = "-"
     outcome: str = "ok"
+    # A press: whether the pressed message's buttons go away (the flow's choice, carried by
+    # the button's payload), and what the presser alone is told (a shared card in a group).
+    clear_pressed: bool = True
+    press_answer: str | None = None
     # Set by the engine when the messages are kept until sent (services/replies.py).
     receipt: Callable[[], None] | None = None
 

@@ -1,19 +1,24 @@
-"""Joining the community: `/start CODE` → room → name → registered (or waiting for approval)."""
+"""Joining the community: `/start CODE` → room → name → registered (or waiting for approval).
+
+Only the dialogue lives here: asking, parsing the answers and wording what happened. Whether
+an invite is good, who is registered at once and who is asked to confirm are the use cases'
+(services/registration/usecases.py)."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from handlers.flow import Context, Flow, Someone
+from handlers.flow import Context, Flow, Step
 from handlers.i18n import N_
-from handlers.messages import Kind, Outgoing
-from models import Building, Invite, Role
-from services import audit, community, invites, people
-from services.people import Grant
+from handlers.messages import Kind
+from models import Role
+from services import community, people
+from services.registration import usecases
+from services.registration.usecases import MAX_NAME_LENGTH, REGISTRATION_TICKET
 
 USE_PLATFORM_NAME = "__platform_name__"
-MAX_NAME_LENGTH = 50
-REGISTRATION_TICKET = "registration"
+# Where the catalog (handlers/catalog.py) and older imports find them.
+__all__ = ["MAX_NAME_LENGTH", "REGISTRATION_TICKET", "ROLE_NAMES", "StartFlow"]
 
 
 class StartFlow(Flow):
@@ -21,6 +26,7 @@ class StartFlow(Flow):
     command = "start"
     description = N_("Join the community or see where you stand")
     private_only: ClassVar[bool] = True
+    steps: ClassVar[dict[str, Step]] = {"room": Step(text=True), "name": Step(text=True)}
 
     async def begin(self, ctx: Context, args: str) -> None:
         code = args.strip()
@@ -58,66 +64,55 @@ class StartFlow(Flow):
             )
 
     async def _redeem(self, ctx: Context, code: str) -> None:
-        found = await invites.check(ctx.session, code, ctx.now)
-        if isinstance(found, invites.InviteProblem):
-            ctx.say(
-                {
-                    "unknown": ctx._(
-                        "This invite code is not valid. Please check it, or ask your building "
-                        "head for a new one."
-                    ),
-                    "expired": ctx._(
-                        "This invite code has expired. Please ask your building head for a new one."
-                    ),
-                    "used_up": ctx._(
-                        "This invite code has already been used. Please ask your building head "
-                        "for a new one."
-                    ),
-                }[found.reason]
-            )
-            return
-        invite, building = found.invite, found.building
-        if ctx.person.status == "active":
-            await self._grant_invited_role(ctx, invite, building)
-            return
-        ctx.ask(
-            self.name,
-            "room",
-            ctx._(
-                "Welcome to {community}! You are joining {building}. Which room do you live in? "
-                "Type the number, for example 302."
-            ).format(community=ctx.rules.name, building=building.name),
-            data={
-                "invite_id": invite.id,
-                "role": invite.role,
-                "building_id": building.id,
-                "building": building.name,
-            },
-        )
-
-    async def _grant_invited_role(self, ctx: Context, invite: Invite, building: Building) -> None:
-        """A registered resident scanning a building-head or staff invite gets that role."""
-        role = Role(invite.role)
-        if role is Role.RESIDENT:
+        redeemed = await usecases.redeem(ctx.session, ctx.person.id, code, ctx.now)
+        if isinstance(redeemed, usecases.AlreadyRegistered):
             await self._status(ctx)
-            return
-        if not await invites.use(ctx.session, invite.id, ctx.now):
+        elif isinstance(redeemed, usecases.RoleTaken):
+            ctx.say(
+                ctx._(
+                    "You now have the role {role} for {building}. Send /help to see your commands."
+                ).format(role=ctx._(ROLE_NAMES[redeemed.role]), building=redeemed.building)
+            )
+        elif isinstance(redeemed, usecases.Refused):
+            self._invite_refused(ctx, redeemed)
+        else:
+            ctx.ask(
+                self.name,
+                "room",
+                ctx._(
+                    "Welcome to {community}! You are joining {building}. Which room do you live "
+                    "in? Type the number, for example 302."
+                ).format(community=ctx.rules.name, building=redeemed.building),
+                data={
+                    "invite_id": redeemed.invite_id,
+                    "building_id": redeemed.building_id,
+                    "building": redeemed.building,
+                },
+            )
+
+    @staticmethod
+    def _invite_refused(ctx: Context, refused: usecases.Refused) -> None:
+        if refused.reason == usecases.INVITE_SPENT:
+            # A role invite whose last use went to someone else a moment ago.
             ctx.say(ctx._("This invite code has already been used. Please ask for a new one."))
-            return
-        await people.grant(ctx.session, ctx.person.id, _scoped(role, building))
-        await audit.record(
-            ctx.session,
-            "role.grant",
-            actor_id=ctx.person.id,
-            role=role.value,
-            building=building.name,
-            via="invite",
-        )
-        ctx.say(
-            ctx._(
-                "You now have the role {role} for {building}. Send /help to see your commands."
-            ).format(role=ctx._(ROLE_NAMES[role]), building=building.name)
-        )
+        elif refused.reason == usecases.EXPIRED:
+            ctx.say(
+                ctx._("This invite code has expired. Please ask your building head for a new one.")
+            )
+        elif refused.reason == usecases.USED_UP:
+            ctx.say(
+                ctx._(
+                    "This invite code has already been used. Please ask your building head "
+                    "for a new one."
+                )
+            )
+        else:
+            ctx.say(
+                ctx._(
+                    "This invite code is not valid. Please check it, or ask your building "
+                    "head for a new one."
+                )
+            )
 
     async def step_room(self, ctx: Context) -> None:
         building_id = int(ctx.data["building_id"])  # type: ignore[call-overload]
@@ -131,17 +126,8 @@ class StartFlow(Flow):
                 else ctx._("Please type your room number, for example 302.")
             )
             return
-        household = await community.household(ctx.session, building_id, room)
-        if household is None:
-            span = await community.room_range(ctx.session, building_id)
-            ctx.say(
-                ctx._("{building} has no room {room}. Rooms go from {first} to {last}.").format(
-                    building=building_name,
-                    room=room,
-                    first=span[0] if span else "-",
-                    last=span[1] if span else "-",
-                )
-            )
+        if await community.household(ctx.session, building_id, room) is None:
+            await self._no_such_room(ctx, building_id, building_name, room)
             return
         platform_name = ctx.incoming.sender.display_name or ctx.person.display_name
         options = (
@@ -162,85 +148,90 @@ class StartFlow(Flow):
                 "it; your neighbours will not."
             ).format(room=room),
             options=options,
-            data={"household_id": household.id, "room": room, "platform_name": platform_name},
+            data={"room": room, "platform_name": platform_name},
+        )
+
+    @staticmethod
+    async def _no_such_room(ctx: Context, building_id: int, building: str, room: str) -> None:
+        span = await community.room_range(ctx.session, building_id)
+        ctx.say(
+            ctx._("{building} has no room {room}. Rooms go from {first} to {last}.").format(
+                building=building,
+                room=room,
+                first=span[0] if span else "-",
+                last=span[1] if span else "-",
+            )
         )
 
     async def step_name(self, ctx: Context) -> None:
         if ctx.choice == USE_PLATFORM_NAME:
             name = str(ctx.data.get("platform_name") or "")
         elif ctx.incoming.kind is Kind.TEXT and ctx.choice is None:
-            name = " ".join(ctx.incoming.text.split())
+            name = ctx.incoming.text
         else:
             name = ""
-        if not name or len(name) > MAX_NAME_LENGTH:
-            ctx.say(
-                ctx._("Please type your name, up to {limit} characters.").format(
-                    limit=MAX_NAME_LENGTH
-                )
-            )
-            return
-        await self._complete(ctx, name[:MAX_NAME_LENGTH])
+        await self._complete(ctx, name)
+
+    @staticmethod
+    def _ask_name_again(ctx: Context) -> None:
+        ctx.say(
+            ctx._("Please type your name, up to {limit} characters.").format(limit=MAX_NAME_LENGTH)
+        )
 
     async def _complete(self, ctx: Context, name: str) -> None:
         data = ctx.data
         invite_id = int(data["invite_id"])  # type: ignore[call-overload]
         building_id = int(data["building_id"])  # type: ignore[call-overload]
         building, room = str(data["building"]), str(data["room"])
-        ctx.finish()
-        if not await invites.use(ctx.session, invite_id, ctx.now):
-            ctx.say(
-                ctx._(
-                    "Sorry, this invite code was used up or expired while we were talking. "
-                    "Please ask your building head for a new one."
-                )
-            )
+        # The use case checks the name (spaces tidied, not empty, not too long).
+        joined = await usecases.join(
+            ctx.session,
+            ctx.person.id,
+            invite_id,
+            room,
+            name,
+            ctx.now,
+            approval="auto" if ctx.rules.approval == "auto" else "building_head",
+        )
+        if isinstance(joined, usecases.Refused) and joined.reason == usecases.BAD_NAME:
+            self._ask_name_again(ctx)  # the question stays open
             return
-        person = ctx.person
-        person.display_name = name
-        person.household_id = int(data["household_id"])  # type: ignore[call-overload]
-        role = Role(str(data["role"]))
-        # Role invites come from staff, so they vouch for the person themselves.
-        if ctx.rules.approval == "auto" or role is not Role.RESIDENT:
-            await activate(ctx, person)
-            if role is not Role.RESIDENT:
-                target = await ctx.session.get(Building, building_id)
-                assert target is not None
-                await people.grant(ctx.session, person.id, _scoped(role, target))
-            await audit.record(
-                ctx.session,
-                "registration.auto",
-                actor_id=person.id,
-                building=building,
-                room=room,
-                role=role.value,
-            )
+        ctx.finish()
+        if isinstance(joined, usecases.Refused):
+            if joined.reason == usecases.ALREADY_REGISTERED:
+                await self._status(ctx)
+            elif joined.reason == usecases.NO_SUCH_ROOM:
+                await self._no_such_room(ctx, building_id, building, room)
+            elif joined.reason == usecases.INVITE_SPENT:
+                ctx.say(
+                    ctx._(
+                        "Sorry, this invite code was used up or expired while we were talking. "
+                        "Please ask your building head for a new one."
+                    )
+                )
+            else:
+                self._invite_refused(ctx, joined)
+            return
+        # The use case wrote these; the engine saves the sender's record at the end of the
+        # update, so it must hold the same values (or it would write back the old ones).
+        ctx.person.display_name = joined.name
+        ctx.person.household_id = joined.household_id
+        ctx.person.status = joined.status
+        await ctx.deliver(joined.notices)
+        if joined.status == "active":
             ctx.say(
                 ctx._(
                     "You are registered in {building}, room {room}. Welcome, {name}! "
                     "Send /help to see what you can do."
-                ).format(building=building, room=room, name=name)
+                ).format(building=joined.building, room=joined.room, name=joined.name)
             )
-            return
-        person.status = "pending"
-        approvers = await people.building_heads(ctx.session, building_id) or (
-            await people.staff_members(ctx.session)
-        )
-        for approver in approvers:
-            await ask_approval(ctx, approver, person, building, room)
-        await audit.record(
-            ctx.session,
-            "registration.requested",
-            actor_id=person.id,
-            building=building,
-            room=room,
-            approvers=[a.id for a in approvers],
-        )
-        ctx.say(
-            ctx._(
-                "Thank you, {name}. Your building head will confirm that you live in {building}, "
-                "room {room}. We will tell you here as soon as they decide."
-            ).format(name=name, building=building, room=room)
-        )
+        else:
+            ctx.say(
+                ctx._(
+                    "Thank you, {name}. Your building head will confirm that you live in "
+                    "{building}, room {room}. We will tell you here as soon as they decide."
+                ).format(name=joined.name, building=joined.building, room=joined.room)
+            )
 
 
 ROLE_NAMES = {
@@ -254,37 +245,3 @@ ROLE_NAMES = {
     Role.STAFF: N_("staff"),
     Role.ADMIN: N_("administrator"),
 }
-
-
-def _scoped(role: Role, building: Building) -> Grant:
-    if role is Role.BUILDING_HEAD:
-        return Grant(role, building_id=building.id)
-    if role is Role.GRID_WORKER:
-        return Grant(role, grid_id=building.grid_id)
-    return Grant(role)
-
-
-async def activate(ctx: Context, person: Someone) -> None:
-    person.status = "active"
-    await people.grant(ctx.session, person.id, Grant(Role.RESIDENT))
-
-
-async def ask_approval(
-    ctx: Context, approver: Someone, applicant: Someone, building: str, room: str
-) -> None:
-    t = ctx.translator_for(approver)
-    options = await ctx.ticket_options(
-        approver,
-        REGISTRATION_TICKET,
-        applicant.id,
-        [(t.gettext("Approve"), "approve"), (t.gettext("Reject"), "reject")],
-    )
-    ctx.notify(
-        approver,
-        Outgoing(
-            t.gettext("{name} asks to join {building}, room {room}. Do they live there?").format(
-                name=applicant.display_name, building=building, room=room
-            ),
-            options=options,
-        ),
-    )

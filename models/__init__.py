@@ -2,6 +2,7 @@
 
 from models.audit import AuditEntry
 from models.base import Base
+from models.chat import CardMessage, ChatMenu
 from models.community import Building, Community, Grid, Household
 from models.conversation import Conversation, ProcessedUpdate
 from models.invite import Invite
@@ -16,6 +17,8 @@ __all__ = [
     "AuditEntry",
     "Base",
     "Building",
+    "CardMessage",
+    "ChatMenu",
     "Community",
     "Conversation",
     "Grid",

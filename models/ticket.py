@@ -17,7 +17,11 @@ class ActionTicket(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     token: Mapped[str] = mapped_column(String(16), unique=True)
     # Only this person may press it: a forwarded or forged card does nothing for anyone else.
-    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    # None: a shared card, which anyone in its chat may press (each press is decided by the
+    # feature's use case for that person), and which a press does not use up.
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), index=True)
+    channel: Mapped[str | None] = mapped_column(String(16), default=None)
+    chat_id: Mapped[str | None] = mapped_column(String(64), default=None)
     kind: Mapped[str] = mapped_column(String(32))
     subject_id: Mapped[int]
     choices: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import AuditEntry
@@ -28,10 +27,3 @@ async def record(
             detail=detail,
         )
     )
-
-
-async def entries(session: AsyncSession, action: str | None = None) -> list[AuditEntry]:
-    query = select(AuditEntry).order_by(AuditEntry.id)
-    if action is not None:
-        query = query.where(AuditEntry.action == action)
-    return list((await session.scalars(query)).all())

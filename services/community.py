@@ -129,3 +129,14 @@ async def room_range(session: AsyncSession, building_id: int) -> tuple[str, str]
         return None
     ordered = sorted(rooms, key=lambda r: (len(r), r))
     return ordered[0], ordered[-1]
+
+
+async def building_of_household(session: AsyncSession, household_id: int | None) -> Building | None:
+    """The building a home is in (a resident's own building, offered as a report's place)."""
+    if household_id is None:
+        return None
+    return await session.scalar(
+        select(Building)
+        .join(Household, Household.building_id == Building.id)
+        .where(Household.id == household_id)
+    )

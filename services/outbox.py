@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -36,8 +37,38 @@ class Delivery:
     identities: tuple[tuple[str, str], ...]  # (channel, private chat id), best first
 
 
-async def claim(session: AsyncSession, now: datetime, limit: int = 50) -> list[Delivery]:
-    """Take due rows for sending; on Postgres other workers skip what this one holds.
+# What a process can deliver to, by channel: None is every chat of the channel (Telegram), a
+# set is just those chats (a console reaches the one person at its keyboard).
+Reach = Mapping[str, frozenset[str] | None]
+
+
+def _deliverable(reach: Reach) -> ColumnElement[bool]:
+    """The row's person can be reached through `reach`, or through no private chat at all.
+
+    Rows for people reachable only through a channel this process doesn't run (another
+    person's console) stay pending for the process that can send them. Rows for people with
+    no private chat anywhere are taken by anyone, to be settled "unreachable".
+    """
+    private = and_(
+        Identity.person_id == OutboxMessage.person_id, Identity.private_chat_id.is_not(None)
+    )
+    chats = [
+        Identity.channel == channel
+        if chat_ids is None
+        else and_(Identity.channel == channel, Identity.private_chat_id.in_(sorted(chat_ids)))
+        for channel, chat_ids in reach.items()
+    ]
+    return or_(
+        exists().where(private, or_(false(), *chats)),
+        ~exists().where(private),
+    )
+
+
+async def claim(
+    session: AsyncSession, now: datetime, limit: int = 50, *, reach: Reach
+) -> list[Delivery]:
+    """Take due rows this process can deliver (`reach`); on Postgres other workers skip what
+    this one holds.
 
     A pending row is due once its next_attempt_at (a 429's retry_after, or the back-off after
     an error) has passed.
@@ -51,13 +82,15 @@ async def claim(session: AsyncSession, now: datetime, limit: int = 50) -> list[D
                     OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= now
                 ),
                 (OutboxMessage.status == "sending") & (OutboxMessage.sent_at < now - CLAIM_TIMEOUT),
-            )
+            ),
+            _deliverable(reach),
         )
         .order_by(OutboxMessage.id)
         .limit(limit)
     )
     if is_postgres(session):
-        query = query.with_for_update(skip_locked=True)
+        # Only the outbox rows are locked: the identities the filter reads stay free.
+        query = query.with_for_update(skip_locked=True, of=OutboxMessage)
     rows = list((await session.scalars(query)).all())
     if not rows:
         return []

@@ -41,6 +41,11 @@ class RoleSet:
     def is_staff(self) -> bool:
         return self.any_of(STAFF_ROLES)
 
+    def may_use(self, audience: frozenset[Role] | None) -> bool:
+        """May someone with these roles use a command meant for `audience` (None: anyone)?
+        Administrators may use every command."""
+        return audience is None or Role.ADMIN in self.roles or self.any_of(audience)
+
     def heads_building(self, building_id: int) -> bool:
         return any(
             g.role is Role.BUILDING_HEAD and g.building_id == building_id for g in self.grants
@@ -408,3 +413,7 @@ async def with_household(session: AsyncSession, person_id: int) -> Person | None
 
 def building_of(person: Person) -> Building | None:
     return person.household.building if person.household is not None else None
+
+
+async def someone(session: AsyncSession, person_id: int) -> Person | None:
+    return await session.get(Person, person_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import PendingAward
@@ -42,8 +42,3 @@ async def withdraw_pending(session: AsyncSession, key: str) -> bool:
         )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def pending_for(session: AsyncSession, person_id: int) -> list[PendingAward]:
-    query = select(PendingAward).where(PendingAward.person_id == person_id)
-    return list((await session.scalars(query.order_by(PendingAward.id))).all())

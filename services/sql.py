@@ -33,6 +33,27 @@ def insert_ignoring(connection: Connection, table: Table, values: dict[str, Any]
     return bool(connection.execute(statement, values).rowcount)
 
 
+_UPSERT: dict[tuple[str, str, tuple[str, ...]], Executable] = {}
+
+
+def upsert(
+    connection: Connection, table: Table, values: dict[str, Any], update: tuple[str, ...]
+) -> None:
+    """Insert, or overwrite the `update` columns of the row that holds the same primary key."""
+    dialect = connection.dialect.name
+    cache_key = (table.name, dialect, update)
+    statement = _UPSERT.get(cache_key)
+    if statement is None:
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        base = insert(table)
+        statement = base.on_conflict_do_update(
+            index_elements=[c.name for c in table.primary_key.columns],
+            set_={name: base.excluded[name] for name in update},
+        )
+        _UPSERT[cache_key] = statement
+    connection.execute(statement, values)
+
+
 async def insert_ignoring_conflict(
     session: AsyncSession, table: Table, values: dict[str, Any]
 ) -> bool:

@@ -14,19 +14,25 @@ from models import ActionTicket
 async def issue(
     session: AsyncSession,
     *,
-    person_id: int,
+    person_id: int | None,
     kind: str,
     subject_id: int,
     choices: list[str],
     now: datetime,
     lifetime: timedelta | None = timedelta(days=14),
+    chat: tuple[str, str] | None = None,
 ) -> ActionTicket:
+    """Buttons for one person, or (person_id None) a shared card's, for anyone in `chat`.
+    Choices are numbered from 1, as every option is."""
+    assert (person_id is None) == (chat is not None), "a ticket is for a person or a chat"
     ticket = ActionTicket(
         token=secrets.token_urlsafe(9),
         person_id=person_id,
+        channel=chat[0] if chat else None,
+        chat_id=chat[1] if chat else None,
         kind=kind,
         subject_id=subject_id,
-        choices={str(i): value for i, value in enumerate(choices)},
+        choices={str(n): value for n, value in enumerate(choices, 1)},
         expires_at=now + lifetime if lifetime else None,
         created_at=now,
     )

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from bot.app import Linli
 from bot.channels.collecting import CollectingChannel
-from handlers.messages import Kind, Outgoing, Reply
+from handlers.messages import Capabilities, Kind, Outgoing, Reply
 
 
 class Dialog:
-    def __init__(self, linli: Linli, channel: str = "console") -> None:
+    def __init__(
+        self, linli: Linli, channel: str = "console", capabilities: Capabilities | None = None
+    ) -> None:
         self.linli = linli
-        self.channel = CollectingChannel(linli.dialogue.handle, channel)
+        self.channel = CollectingChannel(linli.dialogue.handle, channel, capabilities)
         linli.attach(self.channel)
         self.last: dict[str, Reply] = {}
 

@@ -11,6 +11,9 @@ from services import community, invites
 from tests.conftest import FakeClock, fresh_linli, settings_for
 from tests.telegram_stub import BotApiStub
 
+# What shows a message with its buttons: a new one, or a card edited in place.
+SHOWN = ("sendMessage", "sendPhoto", "editMessageText", "editMessageCaption")
+
 
 def telegram_env(stub: BotApiStub, **extra: str) -> dict[str, str]:
     return {
@@ -85,7 +88,8 @@ class TelegramUser:
 
     def last_with_buttons(self) -> dict[str, Any]:
         for entry in reversed(self.stub.messages_to(self.id)):
-            if entry.get("method") in ("sendMessage", "sendPhoto") and self.stub.buttons(entry):
+            # A card updated in place counts: its edit carries the buttons it has now.
+            if entry.get("method") in SHOWN and self.stub.buttons(entry):
                 return entry
         raise AssertionError(f"no message with buttons to {self.id}")
 

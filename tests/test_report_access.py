@@ -12,11 +12,11 @@ from sqlalchemy import func, select
 from bot.app import Linli
 from handlers.flow import TICKET_PREFIX
 from handlers.messages import Kind
-from handlers.reports.cards import REPORT_TICKET
 from models import AuditEntry, PendingAward, Report, ReportFollower, Role
 from services import community, people, tickets
 from services.people import Grant, RoleSet
 from services.reports import access
+from services.reports.handing import REPORT_TICKET
 from services.reports.lifecycle import Action, Capacity, Refusal, State
 from tests.conftest import FakeClock
 from tests.dialog import Dialog, texts
@@ -269,7 +269,7 @@ async def test_nobody_is_routed_or_handles_their_own_report(linli: Linli, dialog
             choices=["accept", "reassign", "reject", "duplicate"],
             now=linli.dialogue.clock(),
         )
-    pressed = await dialog.say("gus", "", kind=Kind.CHOICE, payload=f"{TICKET_PREFIX}{old.token}.0")
+    pressed = await dialog.say("gus", "", kind=Kind.CHOICE, payload=f"{TICKET_PREFIX}{old.token}.1")
     assert f"You reported {number} yourself, so someone else must handle it." in texts(pressed)
     report = await the_report(linli, number)
     assert (report.state, report.assignee_id) == ("assigned", sam)

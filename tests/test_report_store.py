@@ -9,17 +9,10 @@ from sqlalchemy import select
 from bot.app import Linli
 from models import AuditEntry, ReportMedia
 from services import community, people
+from services.reports.duplicates import similar_open
 from services.reports.lifecycle import Action, Capacity, Refusal, State
-from services.reports.store import (
-    Category,
-    NewReport,
-    Photo,
-    apply,
-    follow,
-    similar_open,
-    submit,
-    timeline,
-)
+from services.reports.policy import Category
+from services.reports.store import NewReport, Photo, apply, follow, submit, timeline
 from tests.conftest import FakeClock
 
 LIGHT = Category("lighting", "property", 48)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import io
-from pathlib import Path
 
 import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from bot.app import Linli
+from bot.app import Linli, report_rules
 from handlers.messages import Kind, Reply
 from models import AuditEntry, PendingAward, Report, ReportFollower, ReportMedia, Role
 from services.reports import store
@@ -92,7 +91,7 @@ async def test_the_whole_loop_from_photo_to_rating(linli: Linli, dialog: Dialog)
     dispatch = dialog.channel.outbox["gus"][-1]
     assert "New report for you to handle" in dispatch.text and "R-2026-000001" in dispatch.text
     assert "Amy" not in dispatch.text  # the reporter stays anonymous to workers
-    assert dispatch.image_path is not None
+    assert dispatch.image_key is not None
     assert [a.kind for a in dispatch.attachments] == ["photo", "voice"]
     assert [o.label for o in dispatch.options] == [
         "Accept",
@@ -101,7 +100,8 @@ async def test_the_whole_loop_from_photo_to_rating(linli: Linli, dialog: Dialog)
         "Mark duplicate",
     ]
     # What was stored carries no EXIF, GPS or camera name.
-    stored = await asyncio.to_thread(Path(dispatch.image_path).read_bytes)
+    storage = report_rules(linli.settings).storage
+    stored = await asyncio.to_thread(storage.get, dispatch.image_key)
     assert b"PhoneMaker" not in stored and dict(Image.open(io.BytesIO(stored)).getexif()) == {}
 
     await dialog.press("gus", "Accept")
@@ -115,7 +115,7 @@ async def test_the_whole_loop_from_photo_to_rating(linli: Linli, dialog: Dialog)
     assert "resolved" in done
 
     rating = dialog.channel.outbox["amy"][-1]
-    assert "All bags collected" in rating.text and rating.image_path is not None
+    assert "All bags collected" in rating.text and rating.image_key is not None
     assert [o.label for o in rating.options][-1] == "Not fixed"
     thanks = texts(await dialog.press("amy", "★★★★", source=[rating]))
     assert "now closed" in thanks

@@ -41,9 +41,16 @@ def send_file(stub: BotApiStub, user: TelegramUser, content: bytes, name: str) -
     stub.push_update(stub.message_update(user.id, None, document=document, first_name=user.name))
 
 
-async def card_for(stub: BotApiStub, user: TelegramUser, contains: str) -> dict[str, Any]:
+async def card_for(
+    stub: BotApiStub, user: TelegramUser, contains: str, *, edits: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A report card with its photo: sent, or (`edits`) that card updated in place."""
     entry = await stub.wait_for_message(user.id, contains=contains)
-    assert entry["method"] == "sendPhoto", entry["method"]
+    if edits is None:
+        assert entry["method"] == "sendPhoto", entry["method"]
+    else:
+        assert entry["method"] == "editMessageCaption", entry["method"]
+        assert entry["message_id"] == edits["message_id"]
     return entry
 
 
@@ -87,7 +94,8 @@ async def test_photo_report_closed_loop_over_telegram(bot: Linli, stub: BotApiSt
 
     await gus.press("接单", on=card, expect="已接单")
     await stub.wait_for_message(amy.id, contains="was accepted", after=mark)
-    follow_up = await card_for(stub, gus, "已接单。有进展时")
+    # The same card, updated in place: its new buttons replace the ones just pressed.
+    follow_up = await card_for(stub, gus, "已接单。有进展时", edits=card)
     await gus.press("已处理", on=follow_up, expect="处理后的照片")
     mark = len(stub.sent)
     stub.push_update(stub.message_update(gus.id, None, photo=photo(800, 600), first_name="Gus"))
@@ -116,7 +124,7 @@ async def test_bad_image_and_redelivered_photo_over_telegram(bot: Linli, stub: B
     await stub.wait_for_message(amy.id, contains="Photo 1 of 4 received", after=mark)
     await stub.wait_idle()
     replies = [t for t in amy.texts() if "received" in t]
-    assert replies == ["Photo 1 of 4 received. Send another, or press Done."]
+    assert replies == ["Photo 1 of 4 received. Send another, or press “Done, continue”."]
 
 
 async def staffed(bot: Linli, user: TelegramUser, role: Role) -> None:
@@ -226,9 +234,14 @@ async def test_reminder_escalation_and_reopen_over_telegram(
     await stub.wait_for_message(
         amy.id, contains="overdue, so it was escalated to the head of property", after=mark
     )
-    await stub.wait_for_message(pat.id, contains="escalated to the head of property", after=mark)
-    # Pat's card is stale now; Hal takes it and resolves it.
+    # Pat's card says where it went, and has no buttons any more; a button pressed on an old
+    # copy of it does nothing. Hal takes it and resolves it.
+    gone = await stub.wait_for_message(
+        pat.id, contains="escalated to the head of property", after=mark
+    )
     stale = next(c for c in stub.messages_to(pat.id) if c.get("method") == "sendPhoto")
+    assert gone["method"] == "editMessageCaption" and gone["message_id"] == stale["message_id"]
+    assert stub.buttons(gone) == []
     await pat.press("Accept", on=stale, expect="This button has expired")
     await hal.press("Accept", on=escalated, expect="Accepted")
     await hal.press("Resolved", expect="photo of the fix")

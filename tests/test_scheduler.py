@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import Linli
 from bot.scheduler import TICK_LOCK_KEY
-from handlers.messages import Outgoing
+from handlers.messages import Capabilities, Outgoing
 from models import OutboxMessage
 from services import outbox, people
 from tests.conftest import FakeClock
@@ -19,6 +19,8 @@ class FlakyPlatform:
     """Stands in for a chat platform that is down once, then recovers."""
 
     name = "console"
+    capabilities = Capabilities()
+    reach = None
 
     def __init__(self) -> None:
         self.failures_left = 1

@@ -78,3 +78,20 @@ async def test_rollback_leaves_nothing_and_checkpoint_truncates_wal(tmp_path: Pa
     assert wal_size(path) == 0
     with sqlite3.connect(path) as check:
         assert check.execute("SELECT count(*) FROM t").fetchone() == (200,)
+
+
+async def test_results_can_be_fetched_in_batches_and_partitions(tmp_path: Path) -> None:
+    """fetchmany() without a size and partitions() read the cursor's arraysize, which the
+    inline cursor keeps itself (the base class would ask a sqlite3 cursor it never opens)."""
+    database = Database(create_engine(f"sqlite+aiosqlite:///{tmp_path / 'batches.db'}"))
+    try:
+        async with database.transaction() as session:
+            await session.execute(text("CREATE TABLE t (x INTEGER)"))
+            await session.execute(text("INSERT INTO t VALUES (1), (2), (3)"))
+        async with database.sessions() as session:
+            result = await session.execute(text("SELECT x FROM t ORDER BY x"))
+            assert [tuple(r) for r in result.fetchmany()] == [(1,)]
+            result = await session.execute(text("SELECT x FROM t ORDER BY x"))
+            assert [[tuple(r) for r in p] for p in result.partitions(2)] == [[(1,), (2,)], [(3,)]]
+    finally:
+        await database.close()

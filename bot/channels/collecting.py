@@ -5,15 +5,31 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
-from handlers.messages import ChatRef, FileRef, Incoming, Kind, Outgoing, Reply, Sender
+from handlers.messages import (
+    Capabilities,
+    ChatRef,
+    FileRef,
+    Incoming,
+    Kind,
+    Outgoing,
+    Reply,
+    Sender,
+)
 from handlers.reports.intake import FileTooBig
 
 Handle = Callable[[Incoming], Awaitable[Reply]]
 
 
 class CollectingChannel:
-    def __init__(self, handle: Handle, name: str = "collect") -> None:
+    # It reaches every chat of its own (the outbox gives it everything addressed to it).
+    reach: frozenset[str] | None = None
+
+    def __init__(
+        self, handle: Handle, name: str = "collect", capabilities: Capabilities | None = None
+    ) -> None:
         self.name = name
+        # Like Telegram unless a test says otherwise (a numbered channel: buttons=False).
+        self.capabilities = capabilities or Capabilities()
         self.handle = handle
         self.outbox: defaultdict[str, list[Outgoing]] = defaultdict(list)
         # What `fetch` serves, by file reference: the photos a test "uploads".

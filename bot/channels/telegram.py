@@ -14,9 +14,8 @@ import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -33,8 +32,20 @@ from bot.channels.telegram_http import AiohttpRequest
 from bot.config import TelegramSettings
 from bot.delivery import RateLimited, RecipientBlocked
 from handlers.i18n import Catalogs
-from handlers.messages import ChatRef, FileRef, Incoming, Kind, Outgoing, Reply, Sender
+from handlers.messages import (
+    Capabilities,
+    ChatRef,
+    FileRef,
+    Incoming,
+    Kind,
+    Outgoing,
+    Reply,
+    Sender,
+)
 from handlers.reports.intake import FileTooBig
+from services import cards
+from services.media import MediaStorage
+from services.sql import Transaction
 
 log = logging.getLogger("linli.telegram")
 
@@ -52,6 +63,10 @@ MESSAGE_FIELDS = (
     "business_message",
     "edited_business_message",
 )
+# A callback answer shows at most this many characters; a longer answer goes to the private chat.
+PRESS_ANSWER_LIMIT = 200
+# An edit that changes nothing is not an error: the card already shows what it should.
+NOT_MODIFIED = "message is not modified"
 # Telegram's command menu takes ISO 639-1 codes.
 MENU_LANGUAGES = {"zh_CN": "zh", "en": "en"}
 UNUSABLE_KINDS = (
@@ -242,6 +257,11 @@ def to_incoming(update: Update, bot_username: str) -> Incoming | None:
 
 class TelegramChannel:
     name = CHANNEL
+    capabilities = Capabilities(
+        buttons=True, edits=True, press_answers=True, files_keep_location=True, locations=True
+    )
+    # One bot reaches every chat it is in.
+    reach: frozenset[str] | None = None
 
     def __init__(
         self,
@@ -250,8 +270,14 @@ class TelegramChannel:
         catalogs: Catalogs,
         menu: Iterable[MenuEntry],
         default_locale: str,
+        *,
+        media: MediaStorage,
+        transaction: Transaction,
     ) -> None:
         self.settings = settings
+        # Pictures are uploaded from storage by key; card message ids are kept in the database.
+        self.media = media
+        self.transaction = transaction
         self.handle = handle
         self.catalogs = catalogs
         self.menu = list(menu)
@@ -262,7 +288,8 @@ class TelegramChannel:
         self._quiet_until = 0.0
         # Set by stop(): waits for a 429 end early, so that shutdown is not held up by them.
         self._stopping = asyncio.Event()
-        self._send_url = f"{settings.api_base_url}{settings.token}/sendMessage"
+        self._api = f"{settings.api_base_url}{settings.token}/"
+        self._send_url = f"{self._api}sendMessage"
         builder = (
             ApplicationBuilder()
             .token(settings.token)
@@ -372,23 +399,41 @@ class TelegramChannel:
             )
             return
         query = update.callback_query
-        if query is not None:
-            try:
-                await query.answer()
-            except TelegramError as exc:
-                log.debug("answerCallbackQuery failed: %s", exc)
         async with self.locks.hold(incoming.chat.chat_id):
-            reply = await self.handle(incoming)
-            if query is not None and query.message is not None and reply.outcome != "duplicate":
-                # The buttons did their work (or were stale): make them unpressable, first,
-                # so the person's next tap lands on the new message.
-                try:
-                    await query.edit_message_reply_markup(reply_markup=None)
-                except TelegramError as exc:
-                    log.debug("could not clear keyboard: %s", exc)
+            try:
+                reply = await self.handle(incoming)
+            except BaseException:
+                if query is not None:
+                    await self._answer(query, None)  # no spinner left, whatever happened
+                raise
+            if query is not None:
+                answer = reply.press_answer
+                short = answer is not None and len(answer) <= PRESS_ANSWER_LIMIT
+                await self._answer(query, answer if short else None)
+                if answer is not None and not short:
+                    # Too long to show in place: the presser alone reads it, privately.
+                    await self.reply(incoming.sender.external_id, Outgoing(answer))
+                if (
+                    query.message is not None
+                    and reply.outcome != "duplicate"
+                    and reply.clear_pressed
+                ):
+                    # The buttons did their work (or were stale): make them unpressable, first,
+                    # so the person's next tap lands on the new message. The flow may keep them.
+                    try:
+                        await query.edit_message_reply_markup(reply_markup=None)
+                    except TelegramError as exc:
+                        log.debug("could not clear keyboard: %s", exc)
             for message in reply.messages:
                 await self.reply(incoming.chat.chat_id, message, update.update_id)
             reply.sent()
+
+    @staticmethod
+    async def _answer(query: Any, text: str | None) -> None:
+        try:
+            await query.answer(text=text)
+        except TelegramError as exc:
+            log.debug("answerCallbackQuery failed: %s", exc)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error(
@@ -398,12 +443,11 @@ class TelegramChannel:
         )
 
     def _keyboard(self, message: Outgoing) -> dict[str, Any] | None:
-        """Options as inline buttons, two to a row when they are short; links under them."""
+        """Options as inline buttons, two to a row when they are short."""
         buttons = [{"text": o.label, "callback_data": o.payload} for o in message.options]
         short = all(len(o.label) <= 12 for o in message.options)
         width = 2 if short and len(buttons) > 1 else 1
         rows = [buttons[i : i + width] for i in range(0, len(buttons), width)]
-        rows.extend([{"text": link.label, "url": link.url}] for link in message.links)
         if message.private_start is not None:
             url = deep_link(self.username, message.private_start)
             rows.append([{"text": message.private_label or "→", "url": url}])
@@ -431,10 +475,82 @@ class TelegramChannel:
                 )
 
     async def send(self, chat_id: str, message: Outgoing) -> None:
-        """Render one neutral message; long text is split on line breaks to fit Telegram.
+        """Render one neutral message. A card already shown in this chat is edited in place
+        (its id is kept in the database); anything else is sent, and a card's id remembered."""
+        card = message.card
+        if card is not None and await self._edit_card(chat_id, message):
+            return
+        sent = await self._send_new(chat_id, message)
+        if card is not None and sent is not None:
+            async with self.transaction() as session:
+                await cards.remember(
+                    session,
+                    CHANNEL,
+                    chat_id,
+                    card.kind,
+                    card.subject,
+                    cards.Shown(str(sent), message.image_key is not None),
+                    datetime.now(UTC),
+                )
 
-        A picture carries the text as its caption (and the buttons) when it fits, so a
-        dispatch card arrives as one message.
+    async def _edit_card(self, chat_id: str, message: Outgoing) -> bool:
+        """Edit the card's message; False when it must be sent anew (never shown here, deleted,
+        too old to edit, or a picture that would become text or the other way round)."""
+        assert message.card is not None
+        async with self.transaction() as session:
+            shown = await cards.find(
+                session, CHANNEL, chat_id, message.card.kind, message.card.subject
+            )
+        if shown is None:
+            return False
+        keyboard = self._keyboard(message)
+        payload: dict[str, Any] = {"chat_id": chat_id, "message_id": int(shown.message_id)}
+        if keyboard is not None:
+            payload["reply_markup"] = keyboard
+        image = message.image_key is not None
+        if image and shown.has_image and len(message.text) <= MessageLimit.CAPTION_LENGTH:
+            method, payload["caption"] = "editMessageCaption", message.text
+        elif (
+            not image and not shown.has_image and len(message.text) <= MessageLimit.MAX_TEXT_LENGTH
+        ):
+            method, payload["text"] = "editMessageText", message.text
+        else:
+            await self._clear_buttons(chat_id, shown.message_id)
+            return False
+        try:
+            await self.http.call(f"{self._api}{method}", payload)
+        except RetryAfter as exc:
+            raise RateLimited(retry_after_seconds(exc)) from exc
+        except Forbidden as exc:
+            raise RecipientBlocked(str(exc)) from exc
+        except BadRequest as exc:
+            if NOT_MODIFIED in str(exc).lower():
+                return True
+            log.info("card not editable chat=%s: %s; sending it anew", chat_id, exc)
+            return False
+        return True
+
+    async def _clear_buttons(self, chat_id: str, message_id: str) -> None:
+        """The old message of a card sent anew keeps its text but loses its buttons."""
+        try:
+            await self.http.call(
+                f"{self._api}editMessageReplyMarkup",
+                {"chat_id": chat_id, "message_id": int(message_id)},
+            )
+        except TelegramError as exc:
+            log.debug("could not clear an old card's buttons: %s", exc)
+
+    async def _media(self, key: str) -> bytes:
+        def read() -> bytes:
+            with self.media.open(key) as stored:
+                return stored.read()
+
+        return await asyncio.to_thread(read)
+
+    async def _send_new(self, chat_id: str, message: Outgoing) -> int | None:
+        """Long text is split on line breaks to fit Telegram. A picture carries the text as its
+        caption (and the buttons) when it fits, so a dispatch card arrives as one message.
+        Returns the id of the message that carries the text and buttons.
 
         A 429 on the first part raises RateLimited: nothing went out, and the caller sends the
         whole message again when Telegram allows. A 429 on a later part is waited out here, so
@@ -442,13 +558,14 @@ class TelegramChannel:
         """
         keyboard = self._keyboard(message)
         bot = self.app.bot
-        parts: list[Callable[[], Awaitable[object]]] = [
-            partial(bot.send_voice if a.kind == "voice" else bot.send_photo, chat_id, Path(a.path))
-            for a in message.attachments
-        ]
+        parts: list[Callable[[], Awaitable[object]]] = []
+        for attachment in message.attachments:
+            data = await self._media(attachment.key)
+            send = bot.send_voice if attachment.kind == "voice" else bot.send_photo
+            parts.append(partial(send, chat_id, data))
         text_sent = False
-        if message.image_path:
-            photo = Path(message.image_path)
+        if message.image_key:
+            photo = await self._media(message.image_key)
             if len(message.text) <= MessageLimit.CAPTION_LENGTH:
                 markup = InlineKeyboardMarkup.de_json(keyboard, bot) if keyboard else None
                 caption = message.text or None
@@ -465,23 +582,26 @@ class TelegramChannel:
                 if keyboard is not None and index == len(chunks) - 1:
                     payload["reply_markup"] = keyboard
                 parts.append(partial(self.http.call, self._send_url, payload))
+        last: object = None
         try:
             for index, part in enumerate(parts):
-                await self._send_part(part, chat_id, first=index == 0)
+                last = await self._send_part(part, chat_id, first=index == 0)
         except Forbidden as exc:
             raise RecipientBlocked(str(exc)) from exc
         except BadRequest as exc:
             if "chat not found" in str(exc).lower():
                 raise RecipientBlocked(str(exc)) from exc
             raise
+        if isinstance(last, dict):
+            return last.get("message_id")
+        return getattr(last, "message_id", None)
 
     async def _send_part(
         self, part: Callable[[], Awaitable[object]], chat_id: str, *, first: bool
-    ) -> None:
+    ) -> object:
         while True:
             try:
-                await part()
-                return
+                return await part()
             except RetryAfter as exc:
                 seconds = retry_after_seconds(exc)
                 loop_time = asyncio.get_running_loop().time()

@@ -1,24 +1,15 @@
-"""How reports read in chat: one-line summaries, the dispatch card, and status notices.
+"""How reports read in chat: state and rung names, places, one-line summaries and details.
 
-Every text is built in the reader's language. The reporter's name and room appear only on cards
-for staff (DESIGN.md "Privacy"); workers and other residents see the problem, not the person.
-"""
+Every text is built in the reader's language (the notices themselves: notices.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from handlers.flow import Notifier, Someone
+from handlers.flow import Notifier
 from handlers.i18n import N_, Translator
-from handlers.messages import Attachment, Outgoing
 from handlers.reports.rules import ReportRules
-from models import Building, Person, Report
-from services import people
-from services.reports import routing, store
+from models import Building, Report
+from services.reports import routing
 from services.reports.lifecycle import FINAL_STATES, State
-
-REPORT_TICKET = "report"
-RATING_TICKET = "report_rating"
 
 STATE_NAMES = {
     State.SUBMITTED: N_("submitted"),
@@ -102,25 +93,6 @@ def details(t: Translator, rules: ReportRules, report: Report, place: str) -> li
 
 _DONE = FINAL_STATES | {State.RESOLVED}
 
-# Which buttons a dispatch card carries in each state.
-CARD_ACTIONS: dict[State, tuple[tuple[str, str], ...]] = {
-    State.ASSIGNED: (
-        (N_("Accept"), "accept"),
-        (N_("Reassign"), "reassign"),
-        (N_("Reject as not ours"), "reject"),
-        (N_("Mark duplicate"), "duplicate"),
-    ),
-    State.REOPENED: (
-        (N_("Accept"), "accept"),
-        (N_("Reassign"), "reassign"),
-    ),
-    State.IN_PROGRESS: (
-        (N_("Progress update"), "progress"),
-        (N_("Resolved"), "resolve"),
-        (N_("Reassign"), "reassign"),
-    ),
-}
-
 
 def media_problem(t: Translator, problem: str, rules: ReportRules) -> str:
     """The polite answer to a file we will not keep, shared by every step that takes photos."""
@@ -139,79 +111,3 @@ def media_problem(t: Translator, problem: str, rules: ReportRules) -> str:
     }.get(problem, t.gettext("We could not download that file. Please send it again.")).format(
         mb=megabytes
     )
-
-
-async def dispatch_card(
-    notifier: Notifier,
-    rules: ReportRules,
-    report: Report,
-    reader: Someone,
-    headline: str,
-    *,
-    for_staff: bool,
-    with_actions: bool = True,
-) -> Outgoing:
-    """The card someone handling the report works from: photo, facts, and the next moves."""
-    t = notifier.translator_for(reader)
-    place = await where(notifier, t, report)
-    lines = [headline, "", *details(t, rules, report, place)]
-    if for_staff:
-        reporter = await people.with_household(notifier.session, report.reporter_id)
-        if reporter is not None:
-            home = people.building_of(reporter)
-            room = reporter.household.room if reporter.household else ""
-            lines.append(
-                t.gettext("Reported by: {name}{home}").format(
-                    name=reporter.display_name or "-",
-                    home=f" ({home.name} {room})" if home else "",
-                )
-            )
-    actions = CARD_ACTIONS.get(State(report.state), ()) if with_actions else ()
-    options = (
-        await notifier.ticket_options(
-            reader,
-            REPORT_TICKET,
-            report.id,
-            [(t.gettext(label), value) for label, value in actions],
-        )
-        if actions
-        else ()
-    )
-    photos = await store.media_of(notifier.session, report.id, "before")
-    voices = await store.media_of(notifier.session, report.id, "voice")
-    path = rules.storage.path
-    return Outgoing(
-        "\n".join(lines),
-        options=options,
-        image_path=str(path(photos[0].media_key)) if photos else None,
-        attachments=tuple(
-            [Attachment("photo", str(path(p.media_key))) for p in photos[1:]]
-            + [Attachment("voice", str(path(v.media_key))) for v in voices]
-        ),
-    )
-
-
-async def tell(
-    notifier: Notifier, person_id: int | None, text: Callable[[Translator], str]
-) -> Person | None:
-    """One person hears `text`, in their own language; None if there is nobody to tell."""
-    person = await notifier.session.get(Person, person_id) if person_id is not None else None
-    if person is not None:
-        notifier.notify(person, Outgoing(text(notifier.translator_for(person))))
-    return person
-
-
-async def tell_residents(
-    notifier: Notifier,
-    report: Report,
-    text: Callable[[Translator], str],
-    *,
-    skip: int | None = None,
-) -> None:
-    """The reporter and everyone who follows the report hear the same news."""
-    reporter = await notifier.session.get(Person, report.reporter_id)
-    audience = [reporter] if reporter is not None else []
-    audience += await store.followers(notifier.session, report.id)
-    for person in audience:
-        if person.id != skip:
-            notifier.notify(person, Outgoing(text(notifier.translator_for(person))))

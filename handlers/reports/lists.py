@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from handlers.flow import Context, Flow
+from typing import ClassVar
+
+from handlers.flow import Context, Flow, Step
 from handlers.i18n import N_
 from handlers.reports import cards
 from handlers.reports.rules import HANDLER_ROLES, REPORTER_ROLES, ReportRules
-from models import Report, Role
-from services.people import RoleSet
-from services.reports import access, store
-from services.reports.lifecycle import Capacity, State
+from models import Report
+from services.reports import access, notices, queries, store
+from services.reports.lifecycle import State
 
 EVENT_NAMES = {
     "submit": N_("reported"),
@@ -34,12 +35,13 @@ class MyReportsFlow(Flow):
     description = N_("Your reports and where they stand")
     roles = REPORTER_ROLES
     private_only = True
+    steps: ClassVar[dict[str, Step]] = {"details": Step()}
 
     def __init__(self, rules: ReportRules) -> None:
         self.rules = rules
 
     async def begin(self, ctx: Context, args: str) -> None:
-        reports = await store.of_person(ctx.session, ctx.person.id)
+        reports = await queries.of_person(ctx.session, ctx.person.id)
         if not reports:
             ctx.say(ctx._("You have no reports yet. Send /report or just a photo to make one."))
             return
@@ -73,24 +75,13 @@ class MyReportsFlow(Flow):
         ctx.say("\n".join(lines))
 
 
-def queue_scope(roles: RoleSet, person_id: int) -> store.QueueScope:
-    if roles.is_staff:
-        return store.QueueScope(person_id, everything=True)
-    owners: set[str] = set()
-    if roles.any_of(frozenset({Role.PROPERTY, Role.PROPERTY_HEAD})):
-        owners.add("property")
-    owners |= {f"department:{d}" for d in roles.departments(Role.DEPARTMENT, Role.DEPARTMENT_HEAD)}
-    return store.QueueScope(
-        person_id, grid_ids=roles.grids(Role.GRID_WORKER), owners=frozenset(owners)
-    )
-
-
 class QueueFlow(Flow):
     name = "queue"
     command = "queue"
     description = N_("Reports waiting for you and your team")
     roles = HANDLER_ROLES
     private_only = True
+    steps: ClassVar[dict[str, Step]] = {"pick": Step()}
     FILTERS = (("open", N_("Open")), ("overdue", N_("Overdue")), ("mine", N_("Mine")))
 
     def __init__(self, rules: ReportRules) -> None:
@@ -101,8 +92,8 @@ class QueueFlow(Flow):
         await self._show(ctx, which if which in {f for f, _ in self.FILTERS} else "open")
 
     async def _show(self, ctx: Context, which: str) -> None:
-        scope = queue_scope(await ctx.roles(), ctx.person.id)
-        reports = await store.queue(ctx.session, scope, which, ctx.now)
+        scope = access.queue_scope(await ctx.roles(), ctx.person.id)
+        reports = await queries.queue(ctx.session, scope, which, ctx.now)
         title = dict(self.FILTERS)[which]
         lines = [ctx._("Reports — {filter}:").format(filter=ctx._(title))]
         if not reports:
@@ -141,30 +132,6 @@ class QueueFlow(Flow):
             ctx.say(ctx._("Press one of the buttons above, or send /cancel."))
             return
         ctx.finish()
-        roles = await ctx.roles()
-        headline = ctx._("Report {number}:").format(number=report.number)
-        capacity = access.handling_capacity(roles, ctx.person.id, report)
-        if not isinstance(capacity, Capacity):
-            headline += "\n" + (
-                ctx._("(Assigned to someone else; you can look but not act.)")
-                if capacity.reason == "not_your_role"
-                else ctx._("(You can look at this report but not act on it.)")
-            )
-            ctx.replies.append(
-                await cards.dispatch_card(
-                    ctx.notifier,
-                    self.rules,
-                    report,
-                    ctx.person,
-                    headline,
-                    for_staff=False,
-                    with_actions=False,
-                )
-            )
-            return
-        card = await cards.dispatch_card(
-            ctx.notifier, self.rules, report, ctx.person, headline, for_staff=roles.is_staff
-        )
-        ctx.replies.append(card)
+        await ctx.deliver([await notices.queue_card(ctx.session, ctx.person.id, report)])
         if State(report.state) is State.RESOLVED:
             ctx.say(ctx._("Waiting for the resident's rating."))

@@ -3,29 +3,36 @@ description → likely duplicates → confirm → submitted and dispatched."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from handlers.flow import Context, Flow
+from handlers.flow import Context, Flow, Step
 from handlers.i18n import N_
 from handlers.messages import Kind
-from handlers.reports import cards
-from handlers.reports.dispatch import hand_over
+from handlers.reports import cards, draft
+from handlers.reports.review import ReviewSteps
 from handlers.reports.rules import REPORTER_ROLES, CategoryRule, ReportRules
-from models import Building, Household
-from services import audit
-from services.reports import store
-from services.reports.lifecycle import Action, Capacity
+from services import community
 
 NAME = "report"
 
 
-class ReportFlow(Flow):
+class ReportFlow(ReviewSteps, Flow):
     name = NAME
     command = "report"
     description = N_("Report a problem with a photo")
     roles = REPORTER_ROLES
     private_only: ClassVar[bool] = True
-    media_steps: ClassVar[frozenset[str]] = frozenset({"photos"})
+    steps: ClassVar[dict[str, Step]] = {
+        # Text typed at the photo step is the description: many people say what is wrong first.
+        "photos": Step(ask="_ask_photos", text=True, media=True),
+        "category": Step(ask="_ask_category"),
+        "place": Step(ask="_ask_place"),  # a button, or a location pin
+        "detail": Step(ask="_ask_detail", text=True),
+        "description": Step(ask="_ask_description", text=True),
+        "duplicates": Step(ask="_ask_duplicates"),
+        "confirm": Step(ask="_ask_confirm"),
+        "edit": Step(),
+    }
 
     def __init__(self, rules: ReportRules) -> None:
         self.rules = rules
@@ -49,19 +56,17 @@ class ReportFlow(Flow):
             self._ask_photos(ctx)
 
     async def _home(self, ctx: Context) -> tuple[int, int, str] | None:
-        if ctx.person.household_id is None:
-            return None
-        household = await ctx.session.get(Household, ctx.person.household_id)
-        building = await ctx.session.get(Building, household.building_id) if household else None
+        building = await community.building_of_household(ctx.session, ctx.person.household_id)
         return (building.id, building.grid_id, building.name) if building else None
 
     def _ask_photos(self, ctx: Context, text: str | None = None) -> None:
-        photos = len(self._list(ctx, "photos"))
+        photos = len(draft.items(ctx, "photos"))
         if text is None:
             text = ctx._(
-                "Please send up to {max} photos of the problem. Tip: sending a photo as a file "
-                "keeps where it was taken. You can also send a voice note."
+                "Please send up to {max} photos of the problem. You can also send a voice note."
             ).format(max=self.rules.max_photos)
+            if ctx.can.files_keep_location:
+                text += " " + ctx._("Tip: sending a photo as a file keeps where it was taken.")
         options = (
             [(ctx._("Done, continue"), "done")]
             if photos
@@ -84,7 +89,7 @@ class ReportFlow(Flow):
             return
         media = incoming.media
         if incoming.kind is Kind.PHOTO and media is not None:
-            photos = self._list(ctx, "photos")
+            photos = draft.items(ctx, "photos")
             if len(photos) >= self.rules.max_photos:
                 ctx.say(
                     ctx._("That is more than {max} photos; I kept the first {max}.").format(
@@ -102,13 +107,13 @@ class ReportFlow(Flow):
                 return
             self._ask_photos(
                 ctx,
-                ctx._("Photo {n} of {max} received. Send another, or press Done.").format(
-                    n=len(photos), max=self.rules.max_photos
-                ),
+                ctx._(
+                    "Photo {n} of {max} received. Send another, or press “Done, continue”."
+                ).format(n=len(photos), max=self.rules.max_photos),
             )
             return
         if incoming.kind is Kind.VOICE and media is not None:
-            voices = self._list(ctx, "voices")
+            voices = draft.items(ctx, "voices")
             if len(voices) >= self.rules.max_voice_notes:
                 ctx.say(
                     ctx._(
@@ -139,7 +144,7 @@ class ReportFlow(Flow):
     # ------------------------------------------------------------------ category
 
     def _offered(self, ctx: Context) -> list[CategoryRule]:
-        has_photo = bool(self._list(ctx, "photos"))
+        has_photo = bool(draft.items(ctx, "photos"))
         return [c for c in self.rules.categories if has_photo or not c.category.photo_required]
 
     def _ask_category(self, ctx: Context) -> None:
@@ -170,7 +175,9 @@ class ReportFlow(Flow):
         ctx.ask(
             NAME,
             "place",
-            ctx._("Where is the problem? Choose below, or send a location (📎 → Location)."),
+            ctx._("Where is the problem? Choose below, or send a location.")
+            if ctx.can.locations
+            else ctx._("Where is the problem? Please choose below."),
             options=options,
         )
 
@@ -236,7 +243,7 @@ class ReportFlow(Flow):
     # ------------------------------------------------------------------ description
 
     def _ask_description(self, ctx: Context) -> None:
-        options = [(ctx._("Skip"), "skip")] if self._list(ctx, "photos") else []
+        options = [(ctx._("Skip"), "skip")] if draft.items(ctx, "photos") else []
         ctx.ask(
             NAME,
             "description",
@@ -260,7 +267,7 @@ class ReportFlow(Flow):
         return True
 
     async def step_description(self, ctx: Context) -> None:
-        if ctx.choice == "skip" and self._list(ctx, "photos"):
+        if ctx.choice == "skip" and draft.items(ctx, "photos"):
             ctx.data["description"] = ""
         elif ctx.incoming.kind is Kind.TEXT and ctx.choice is None and ctx.incoming.text.strip():
             if not self._take_description(ctx, ctx.incoming.text):
@@ -269,141 +276,6 @@ class ReportFlow(Flow):
             self._ask_description(ctx)
             return
         await self._next(ctx, "duplicates")
-
-    # ------------------------------------------------------------------ duplicates
-
-    async def _ask_duplicates(self, ctx: Context) -> None:
-        data = ctx.data
-        similar = await store.similar_open(
-            ctx.session,
-            category=str(data["category"]),
-            building_id=data.get("building_id"),  # type: ignore[arg-type]
-            place=data.get("place"),  # type: ignore[arg-type]
-            since=ctx.now - self.rules.duplicate_window,
-            phashes=[str(p["phash"]) for p in self._list(ctx, "photos") if p.get("phash")],
-            max_distance=self.rules.phash_distance,
-            limit=3,
-        )
-        data["duplicates_checked"] = True
-        if not similar:
-            await self._next(ctx, "confirm")
-            return
-        lines = [ctx._("Someone may have reported this already:")]
-        options: list[tuple[str, str]] = []
-        for report in similar:
-            place = await cards.where(ctx.notifier, ctx.t, report)
-            lines.append(
-                "• "
-                + cards.summary_line(ctx.t, self.rules, report, place)
-                + " · "
-                + ctx._("reported {when}").format(when=self.rules.local(report.created_at))
-            )
-            options.append(
-                (
-                    ctx._("Same as {number}: follow it (+1)").format(number=report.number),
-                    f"follow:{report.id}",
-                )
-            )
-        options.append((ctx._("Mine is different"), "different"))
-        ctx.ask(NAME, "duplicates", "\n".join(lines), options=options)
-
-    async def step_duplicates(self, ctx: Context) -> None:
-        choice = ctx.choice or ""
-        if choice == "different":
-            await self._next(ctx, "confirm")
-            return
-        if not choice.startswith("follow:"):
-            await self._ask_duplicates(ctx)
-            return
-        report = await store.get(ctx.session, int(choice.removeprefix("follow:")))
-        ctx.finish()
-        if report is None:
-            ctx.say(ctx._("This report no longer exists. Nothing was changed."))
-            return
-        await store.follow(ctx.session, report.id, ctx.person.id, ctx.now)
-        await audit.record(
-            ctx.session, "report.follow", actor_id=ctx.person.id, report=report.number
-        )
-        ctx.say(
-            ctx._(
-                "Thank you! You now follow {number} (+1). You will hear about every change, "
-                "just like the person who reported it."
-            ).format(number=report.number)
-        )
-
-    # ------------------------------------------------------------------ confirm
-
-    def _ask_confirm(self, ctx: Context) -> None:
-        data = ctx.data
-        lines = [ctx._("Please check your report:")]
-        lines.append(
-            ctx._("Category: {category}").format(
-                category=self.rules.category_name(str(data["category"]), ctx.t)
-            )
-        )
-        lines.append(ctx._("Where: {place}").format(place=self._place_label(ctx)))
-        if data.get("detail"):
-            lines.append(ctx._("Detail: {detail}").format(detail=data["detail"]))
-        if data.get("description"):
-            lines.append(ctx._("Description: {text}").format(text=data["description"]))
-        lines.append(
-            ctx._("Photos: {photos} · voice notes: {voices}").format(
-                photos=len(self._list(ctx, "photos")), voices=len(self._list(ctx, "voices"))
-            )
-        )
-        ctx.ask(
-            NAME,
-            "confirm",
-            "\n".join(lines),
-            options=[
-                (ctx._("Submit"), "submit"),
-                (ctx._("Edit"), "edit"),
-                (ctx._("Cancel"), "cancel"),
-            ],
-        )
-
-    def _place_label(self, ctx: Context) -> str:
-        data = ctx.data
-        location = data.get("location")
-        return cards.place_label(
-            ctx.t,
-            str(data["place"]) if data.get("place") else None,
-            str(data["home_name"]) if data.get("building_id") else None,
-            (float(location[0]), float(location[1])) if isinstance(location, list) else None,
-        )
-
-    async def step_confirm(self, ctx: Context) -> None:
-        if ctx.choice == "submit":
-            await self._submit(ctx)
-        elif ctx.choice == "edit":
-            ctx.ask(
-                NAME,
-                "edit",
-                ctx._("What would you like to change?"),
-                options=[
-                    (ctx._("Photos"), "photos"),
-                    (ctx._("Category"), "category"),
-                    (ctx._("Place"), "place"),
-                    (ctx._("Description"), "description"),
-                ],
-            )
-        elif ctx.choice == "cancel":
-            ctx.finish()
-            ctx.say(ctx._("Cancelled. Nothing was saved."))
-        else:
-            self._ask_confirm(ctx)
-
-    async def step_edit(self, ctx: Context) -> None:
-        if ctx.choice not in ("photos", "category", "place", "description"):
-            self._ask_confirm(ctx)
-            return
-        ctx.data["editing"] = True
-        if ctx.choice in ("category", "place"):
-            ctx.data["duplicates_checked"] = False
-        if ctx.choice == "photos":
-            ctx.data["photos"] = []
-            ctx.data["gps"] = None
-        await self._show(ctx, ctx.choice)
 
     # ------------------------------------------------------------------ moving on
 
@@ -431,71 +303,6 @@ class ReportFlow(Flow):
         return "confirm"
 
     async def _show(self, ctx: Context, step: str) -> None:
-        if step == "photos":
-            self._ask_photos(ctx)
-        elif step == "category":
-            self._ask_category(ctx)
-        elif step == "place":
-            self._ask_place(ctx)
-        elif step == "detail":
-            self._ask_detail(ctx)
-        elif step == "description":
-            self._ask_description(ctx)
-        elif step == "duplicates":
-            await self._ask_duplicates(ctx)
-        else:
-            self._ask_confirm(ctx)
-
-    async def _submit(self, ctx: Context) -> None:
-        data = ctx.data
-        rule = self.rules.category(str(data["category"]))
-        assert rule is not None
-        location = data.get("location")
-        building_id = data.get("building_id")
-        new = store.NewReport(
-            reporter_id=ctx.person.id,
-            category=rule.category,
-            description=str(data.get("description") or ""),
-            building_id=building_id if isinstance(building_id, int) else None,
-            grid_id=data.get("home_grid") if isinstance(data.get("home_grid"), int) else None,  # type: ignore[arg-type]
-            place=data.get("place") if isinstance(data.get("place"), str) else None,  # type: ignore[arg-type]
-            place_detail=str(data.get("detail") or ""),
-            location=(float(location[0]), float(location[1]))
-            if isinstance(location, list)
-            else None,
-            photos=[
-                store.Photo(str(p["key"]), p.get("thumb"), p.get("phash"))
-                for p in self._list(ctx, "photos")
-            ],
-            voice_keys=[str(k) for k in self._list(ctx, "voices")],
-        )
-        ctx.finish()
-        report = await store.submit(ctx.session, new, ctx.now)
-        choice = await hand_over(
-            ctx.notifier,
-            self.rules,
-            report,
-            action=Action.ASSIGN,
-            capacity=Capacity.SYSTEM,
-            level=0,
-        )
-        assert report.due_at is not None
-        text = ctx._("Thank you! Your report {number} is in.").format(number=report.number)
-        if choice is not None:
-            text += " " + ctx._("It is now with {who}, to be fixed by {due}.").format(
-                who=cards.rung_name(ctx.t, report), due=self.rules.local(report.due_at)
-            )
-        else:
-            text += " " + ctx._("Community staff will pass it to the right person soon.")
-        text += "\n" + ctx._(
-            "You will hear here about every change. /myreports lists your reports."
-        )
-        ctx.say(text)
-
-    @staticmethod
-    def _list(ctx: Context, key: str) -> list[Any]:
-        value = ctx.data.get(key)
-        if not isinstance(value, list):
-            value = []
-            ctx.data[key] = value
-        return value
+        asked = getattr(self, self.steps[step].ask or "_ask_confirm")(ctx)
+        if asked is not None:
+            await asked

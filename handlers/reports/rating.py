@@ -1,24 +1,25 @@
-"""The reporter's verdict on a fix: 3–5 stars close the report, 1–2 or "not fixed" reopen it and
-send it one rung up. Either way they may add a comment, which the handler reads."""
+"""The reporter's verdict on a fix (services/reports/verdict.py decides): 3–5 stars close the
+report, 1–2 or "not fixed" reopen it and send it one rung up. Either way they may add a
+comment, which the handler reads."""
 
 from __future__ import annotations
 
-from handlers.flow import Context, Flow
+from typing import ClassVar
+
+from handlers.flow import Context, Flow, Step
 from handlers.messages import Kind
 from handlers.reports import cards
-from handlers.reports.dispatch import escalate
+from handlers.reports.notices import verdict
 from handlers.reports.rules import ReportRules
-from models import Report
-from services import audit
-from services.reports import access, store
-from services.reports.lifecycle import Action, Refusal, rating_action
+from services.reports import moves
+from services.reports.verdict import COMMENT_LIMIT, comment, rate
 
 NAME = "report_rating"
-COMMENT_LIMIT = 500
 
 
 class RatingFlow(Flow):
     name = NAME
+    steps: ClassVar[dict[str, Step]] = {"comment": Step(text=True)}
 
     def __init__(self, rules: ReportRules) -> None:
         self.rules = rules
@@ -27,51 +28,38 @@ class RatingFlow(Flow):
         raise NotImplementedError
 
     async def on_rating(self, ctx: Context, report_id: int, choice: str) -> None:
-        # Locked first: the tick may be closing it, or the reporter pressing twice elsewhere.
-        report = await store.lock(ctx.session, report_id)
-        if report is None:
-            ctx.say(ctx._("This report no longer exists. Nothing was changed."))
-            return
         stars = int(choice) if choice.isdigit() else None
-        action = rating_action(stars) if stars is not None else Action.REOPEN
-        note = ctx._("Rated {stars} of 5").format(stars=stars) if stars else ctx._("Not fixed")
-        decided = await access.may(ctx.session, ctx.person.id, report, action)
-        moved = (
-            decided
-            if isinstance(decided, Refusal)
-            else await store.apply(
-                ctx.session, report, action, decided, actor_id=ctx.person.id, now=ctx.now, note=note
-            )
+        # The timeline keeps the verdict in the words of the person who gave it.
+        rated = await rate(
+            ctx.session,
+            ctx.person.id,
+            report_id,
+            stars,
+            ctx.now,
+            self.rules.policy,
+            note=verdict(ctx.t, stars),
         )
-        if isinstance(moved, Refusal):
-            if moved is decided:  # apply audits its own refusals
-                await store.record_refusal(ctx.session, report, moved, None, ctx.person.id)
-            ctx.say(
-                ctx._("Only the person who reported it can rate this fix.")
-                if moved.reason == "not_your_role"
-                else ctx._("{number} is now {state}, so it can no longer be rated.").format(
-                    number=report.number, state=cards.state_name(ctx.t, report)
+        if isinstance(rated, moves.Refused):
+            report = rated.report
+            if report is None:
+                ctx.say(ctx._("This report no longer exists. Nothing was changed."))
+            elif rated.reason == "not_your_role":
+                ctx.say(ctx._("Only the person who reported it can rate this fix."))
+            else:
+                ctx.say(
+                    ctx._("{number} is now {state}, so it can no longer be rated.").format(
+                        number=report.number, state=cards.state_name(ctx.t, report)
+                    )
                 )
-            )
             return
-        report.rating = stars
-        handler_id = report.assignee_id  # who fixed it, before the report moves on
-        if action is Action.CONFIRM:
-            text = ctx._("Thank you for rating {number}! It is now closed.")
-        else:
-            text = ctx._(
+        await ctx.deliver(rated.notices)
+        report = rated.report
+        text = (
+            ctx._("Thank you for rating {number}! It is now closed.")
+            if stars is not None and stars >= 3
+            else ctx._(
                 "Sorry it is not fixed yet. {number} is reopened and goes to someone more senior."
             )
-            await self._escalate(ctx, report)
-        await cards.tell(
-            ctx.notifier,
-            handler_id,
-            lambda t: t.gettext("The resident's verdict on {number}: {verdict}").format(
-                number=report.number,
-                verdict=t.gettext("Rated {stars} of 5").format(stars=stars)
-                if stars
-                else t.gettext("Not fixed"),
-            ),
         )
         ctx.ask(
             NAME,
@@ -83,14 +71,6 @@ class RatingFlow(Flow):
             data={"report_id": report.id},
         )
 
-    async def _escalate(self, ctx: Context, report: Report) -> None:
-        choice = await escalate(
-            ctx.notifier, self.rules, report, note="reopened by the resident", stay_at_top=True
-        )
-        if choice is not None:
-            # A fix that did not hold gets a new deadline, as a new report would.
-            report.due_at = ctx.now + self.rules.sla_of(report)
-
     async def step_comment(self, ctx: Context) -> None:
         if ctx.choice == "skip":
             ctx.finish()
@@ -99,27 +79,18 @@ class RatingFlow(Flow):
         if ctx.incoming.kind is not Kind.TEXT or ctx.choice is not None:
             ctx.say(ctx._("Please type your comment, or press Skip."))
             return
-        comment = " ".join(ctx.incoming.text.split())
-        if len(comment) > COMMENT_LIMIT:
+        text = " ".join(ctx.incoming.text.split())
+        if len(text) > COMMENT_LIMIT:
             ctx.say(
                 ctx._("Please keep your comment under {limit} characters.").format(
                     limit=COMMENT_LIMIT
                 )
             )
             return
-        report = await store.lock(ctx.session, int(ctx.data["report_id"]))  # type: ignore[call-overload]
+        report_id = int(ctx.data["report_id"])  # type: ignore[call-overload]
         ctx.finish()
-        if report is None:
+        done = await comment(ctx.session, ctx.person.id, report_id, text, ctx.now)
+        if isinstance(done, moves.Refused):
             return
-        report.rating_comment = comment
-        await audit.record(
-            ctx.session, "report.comment", actor_id=ctx.person.id, report=report.number
-        )
-        await cards.tell(
-            ctx.notifier,
-            report.assignee_id,
-            lambda t: t.gettext("The resident commented on {number}: {comment}").format(
-                number=report.number, comment=comment
-            ),
-        )
+        await ctx.deliver(done.notices)
         ctx.say(ctx._("Thank you, your comment was passed on."))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from handlers.i18n import Translator
-from models import Report, Role
+from models import Role
 from services.media import MediaLimits, MediaStorage
-from services.reports.store import Category
+from services.reports.policy import Category, ReportPolicy
 
 # Whoever handles reports sees /queue; they, like residents, may report what they see.
 HANDLER_ROLES = frozenset(
@@ -23,8 +23,6 @@ HANDLER_ROLES = frozenset(
     }
 )
 REPORTER_ROLES = HANDLER_ROLES | {Role.RESIDENT}
-# Only for a report that has neither a configured category nor a due time.
-FALLBACK_SLA = timedelta(hours=72)
 
 
 @dataclass(frozen=True)
@@ -43,33 +41,22 @@ class CategoryRule:
 
 @dataclass(frozen=True)
 class ReportRules:
+    """What the dialogue shows and accepts; `policy` is what the use cases decide by."""
+
     categories: tuple[CategoryRule, ...]
     places: tuple[str, ...]
     storage: MediaStorage
     timezone: str
+    policy: ReportPolicy = field(default_factory=ReportPolicy)
     limits: MediaLimits = field(default_factory=MediaLimits)
     max_photos: int = 4
     max_voice_notes: int = 2
     max_voice_bytes: int = 5 * 1024 * 1024
     description_limit: int = 1000
     detail_limit: int = 200
-    duplicate_days: int = 14
-    phash_distance: int = 10
-    autoclose_days: int = 7
-    reminder_fraction: float = 0.75
 
     def category(self, code: str) -> CategoryRule | None:
         return next((c for c in self.categories if c.code == code), None)
-
-    def sla_of(self, report: Report) -> timedelta:
-        """The category's SLA; for a category since removed from bot.toml, the time the report
-        was first given, so that the people handling it can still pass it on or reopen it."""
-        rule = self.category(report.category)
-        if rule is not None:
-            return rule.category.sla
-        if report.due_at is not None:
-            return report.due_at - report.created_at
-        return FALLBACK_SLA
 
     def category_name(self, code: str, t: Translator) -> str:
         rule = self.category(code)
@@ -78,11 +65,3 @@ class ReportRules:
     def local(self, moment: datetime) -> str:
         """A time as residents read it: the community's clock, to the minute."""
         return moment.astimezone(ZoneInfo(self.timezone)).strftime("%Y-%m-%d %H:%M")
-
-    @property
-    def duplicate_window(self) -> timedelta:
-        return timedelta(days=self.duplicate_days)
-
-    @property
-    def autoclose_after(self) -> timedelta:
-        return timedelta(days=self.autoclose_days)

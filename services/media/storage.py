@@ -1,13 +1,21 @@
-"""Where processed photos live: a tiny interface, so an S3-compatible store can come later."""
+"""Where processed photos live: a tiny interface, so an S3-compatible store can come later.
+
+Media travel by content key (DESIGN.md step 3): a channel opens the bytes by key, and the web
+app serves them at a signed URL, so another worker, the dashboard or Open311 can show the same
+photo without sharing a path."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
+import secrets
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 # Keys are SHA-256 hex digests; temporary files (".incoming-…") never match.
 KEY_PATTERN = re.compile(r"^[0-9a-f]{64}$")
@@ -20,6 +28,18 @@ class MediaStorage(Protocol):
 
     def get(self, key: str) -> bytes: ...
 
+    def open(self, key: str) -> BinaryIO:
+        """The stored bytes as a file to read (and close); FileNotFoundError if there are none."""
+        ...
+
+    def url(self, key: str, *, lifetime: float = 3600.0) -> str:
+        """Where the web app serves it: a path signed for `lifetime` seconds."""
+        ...
+
+    def verify(self, key: str, expires: str, signature: str) -> bool:
+        """Was this URL (its `exp` and `sig`) made by `url`, and is it still valid?"""
+        ...
+
     def exists(self, key: str) -> bool: ...
 
     def keys_older_than(self, timestamp: float) -> Iterator[str]:
@@ -31,16 +51,45 @@ class MediaStorage(Protocol):
         ...
 
 
-class LocalStorage:
-    """Content-addressed files under a directory, fanned out by the hash's first two bytes."""
+MEDIA_PATH = "/media"
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+
+def signature(secret: bytes, key: str, expires: int) -> str:
+    return hmac.new(secret, f"{key}:{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def signed(secret: bytes, key: str, expires: str, given: str, now: float) -> bool:
+    """Is `given` the signature of `key` until `expires`, and is that still in the future?"""
+    if not expires.isdigit() or int(expires) < now:
+        return False
+    return hmac.compare_digest(signature(secret, key, int(expires)), given)
+
+
+class LocalStorage:
+    """Content-addressed files under a directory, fanned out by the hash's first two bytes.
+
+    `secret` signs the URLs the web app serves; several workers need the same one (a random
+    one per process otherwise: its links work only there)."""
+
+    def __init__(self, root: str | os.PathLike[str], *, secret: bytes | None = None) -> None:
         self.root = Path(root)
+        self.secret = secret or secrets.token_bytes(32)
 
     def path(self, key: str) -> Path:
+        """This store's own file for `key` (not part of MediaStorage: another store has none)."""
         if not key or "/" in key or key.startswith("."):
             raise ValueError(f"bad media key {key!r}")
         return self.root / key[:2] / key[2:4] / key
+
+    def open(self, key: str) -> BinaryIO:
+        return self.path(key).open("rb")
+
+    def url(self, key: str, *, lifetime: float = 3600.0) -> str:
+        expires = int(time.time() + lifetime)
+        return f"{MEDIA_PATH}/{key}?exp={expires}&sig={signature(self.secret, key, expires)}"
+
+    def verify(self, key: str, expires: str, signature: str) -> bool:
+        return signed(self.secret, key, expires, signature, time.time())
 
     def put(self, key: str, data: bytes) -> str:
         target = self.path(key)

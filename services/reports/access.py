@@ -22,6 +22,7 @@ from services.reports.lifecycle import (
     State,
     next_state,
 )
+from services.reports.queries import QueueScope
 
 # Reason codes beyond the lifecycle's own (not_allowed_now, not_your_role, note_required):
 OWN_REPORT = "own_report"  # the reporter may not handle (accept, fix, pass on) their own report
@@ -34,7 +35,6 @@ HANDLING_ACTIONS = frozenset(
         Action.REASSIGN,
         Action.REJECT,
         Action.MARK_DUPLICATE,
-        Action.START,
         Action.NOTE,
         Action.RESOLVE,
     }
@@ -42,6 +42,25 @@ HANDLING_ACTIONS = frozenset(
 RATING_ACTIONS = frozenset({Action.CONFIRM, Action.REOPEN})
 
 _PROPERTY_ROLES = frozenset({Role.PROPERTY, Role.PROPERTY_HEAD})
+
+
+# The buttons of a handler's card in each state, as ticket choices: each is offered only to
+# someone who may make that move now.
+CARD_ACTIONS: dict[State, tuple[tuple[str, Action], ...]] = {
+    State.ASSIGNED: (
+        ("accept", Action.ACCEPT),
+        ("reassign", Action.REASSIGN),
+        ("reject", Action.REJECT),
+        ("duplicate", Action.MARK_DUPLICATE),
+    ),
+    State.REOPENED: (("accept", Action.ACCEPT), ("reassign", Action.REASSIGN)),
+    State.IN_PROGRESS: (
+        ("progress", Action.NOTE),
+        ("resolve", Action.RESOLVE),
+        ("reassign", Action.REASSIGN),
+    ),
+}
+CARD_CHOICES = {choice: action for pairs in CARD_ACTIONS.values() for choice, action in pairs}
 
 
 def covers(roles: RoleSet, report: Report) -> bool:
@@ -103,6 +122,34 @@ def decide(
     return moved if isinstance(moved, Refusal) else capacity
 
 
+def card_actions(roles: RoleSet, person_id: int, report: Report) -> tuple[str, ...]:
+    """The moves this person may make on the report now, as the choices of their card."""
+    return tuple(
+        choice
+        for choice, action in CARD_ACTIONS.get(State(report.state), ())
+        if isinstance(decide(roles, person_id, report, action), Capacity)
+    )
+
+
+def may_see_reporter(roles: RoleSet) -> bool:
+    """Real names and rooms are for staff (DESIGN.md "Privacy"): handlers see the problem."""
+    return roles.is_staff
+
+
+def queue_scope(roles: RoleSet, person_id: int) -> QueueScope:
+    """Which reports someone who handles them may list: what their roles cover, and their own."""
+    if roles.is_staff:
+        return QueueScope(person_id, everything=True)
+    owners: set[str] = set()
+    if roles.any_of(_PROPERTY_ROLES):
+        owners.add(routing.PROPERTY)
+    owners |= {
+        f"{routing.DEPARTMENT}:{d}"
+        for d in roles.departments(Role.DEPARTMENT, Role.DEPARTMENT_HEAD)
+    }
+    return QueueScope(person_id, grid_ids=roles.grids(Role.GRID_WORKER), owners=frozenset(owners))
+
+
 async def may(
     session: AsyncSession, person_id: int, report: Report, action: Action, *, note: str = "-"
 ) -> Capacity | Refusal:
@@ -110,4 +157,14 @@ async def may(
     return decide(await people.roles_of(session, person_id), person_id, report, action, note=note)
 
 
-__all__ = ["HANDLING_ACTIONS", "NOT_COVERED", "OWN_REPORT", "covers", "decide", "may"]
+__all__ = [
+    "CARD_ACTIONS",
+    "HANDLING_ACTIONS",
+    "NOT_COVERED",
+    "OWN_REPORT",
+    "card_actions",
+    "covers",
+    "decide",
+    "may",
+    "queue_scope",
+]

@@ -28,7 +28,6 @@ class Action(enum.StrEnum):
     REASSIGN = "reassign"  # 转派
     REJECT = "reject"  # not ours / not a problem; needs a reason
     MARK_DUPLICATE = "mark_duplicate"  # needs the original report
-    START = "start"  # in progress
     NOTE = "note"  # a progress update from whoever handles it; the state does not change
     RESOLVE = "resolve"  # needs an "after" photo and a note
     CONFIRM = "confirm"  # the reporter rates 3–5: closed
@@ -59,7 +58,6 @@ TRANSITIONS: dict[tuple[State, Action], State] = {
     (State.SUBMITTED, Action.REJECT): State.REJECTED,
     (State.SUBMITTED, Action.MARK_DUPLICATE): State.DUPLICATE,
     (State.ASSIGNED, Action.ACCEPT): State.IN_PROGRESS,
-    (State.ASSIGNED, Action.START): State.IN_PROGRESS,
     (State.ASSIGNED, Action.REASSIGN): State.ASSIGNED,
     (State.ASSIGNED, Action.REJECT): State.REJECTED,
     (State.ASSIGNED, Action.MARK_DUPLICATE): State.DUPLICATE,
@@ -73,7 +71,6 @@ TRANSITIONS: dict[tuple[State, Action], State] = {
     (State.RESOLVED, Action.AUTO_CLOSE): State.CLOSED,
     (State.REOPENED, Action.ASSIGN): State.ASSIGNED,
     (State.REOPENED, Action.ACCEPT): State.IN_PROGRESS,
-    (State.REOPENED, Action.START): State.IN_PROGRESS,
     (State.REOPENED, Action.REASSIGN): State.ASSIGNED,
     (State.REOPENED, Action.ESCALATE): State.REOPENED,
 }
@@ -85,7 +82,6 @@ WHO_MAY: dict[Action, frozenset[Capacity]] = {
     Action.REASSIGN: frozenset({Capacity.SYSTEM, Capacity.ASSIGNEE, Capacity.STAFF}),
     Action.REJECT: frozenset({Capacity.ASSIGNEE, Capacity.STAFF}),
     Action.MARK_DUPLICATE: frozenset({Capacity.ASSIGNEE, Capacity.STAFF}),
-    Action.START: frozenset({Capacity.ASSIGNEE, Capacity.STAFF}),
     Action.NOTE: frozenset({Capacity.ASSIGNEE, Capacity.STAFF}),
     Action.RESOLVE: frozenset({Capacity.ASSIGNEE, Capacity.STAFF}),
     Action.CONFIRM: frozenset({Capacity.REPORTER}),

@@ -1,4 +1,6 @@
-"""Reports in the database: submitting, moving through the lifecycle, finding likely duplicates."""
+"""Reports in the database: submitting, moving one through the lifecycle (locked), its media,
+followers and timeline. Lists and due rows are in queries.py, likely duplicates in
+duplicates.py."""
 
 from __future__ import annotations
 
@@ -6,42 +8,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import imagehash
-from sqlalchemy import Select, and_, false, or_, select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Person, Report, ReportEvent, ReportFollower, ReportMedia
 from services import audit
 from services.reports.lifecycle import (
-    HANDLING_STATES,
-    OPEN_STATES,
     Action,
     Capacity,
     Refusal,
     State,
     next_state,
 )
+from services.reports.policy import Category
 from services.sql import insert_ignoring_conflict
-
-
-@dataclass(frozen=True)
-class Category:
-    """What the store needs of a configured category (bot.toml [[report.categories]])."""
-
-    code: str
-    owner: str  # grid_worker | property | department
-    sla_hours: float
-    department: str = ""
-    points: int = 0  # credited to the reporter once the report is accepted
-    photo_required: bool = True
-
-    @property
-    def sla(self) -> timedelta:
-        return timedelta(hours=self.sla_hours)
-
-    @property
-    def owner_label(self) -> str:
-        return f"department:{self.department}" if self.owner == "department" else self.owner
 
 
 @dataclass(frozen=True)
@@ -212,7 +192,7 @@ async def get(session: AsyncSession, report_id: int) -> Report | None:
     return await session.get(Report, report_id)
 
 
-def _for_move(query: Select[tuple[Report]], *, skip_locked: bool = False) -> Select[tuple[Report]]:
+def for_move(query: Select[tuple[Report]], *, skip_locked: bool = False) -> Select[tuple[Report]]:
     """Reports locked for a move until the transaction ends, as they are now (not as this
     session last saw them)."""
     return query.with_for_update(skip_locked=skip_locked).execution_options(populate_existing=True)
@@ -225,7 +205,7 @@ async def lock(session: AsyncSession, report_id: int) -> Report | None:
     then take turns, and the second one decides on what the first one left (FOR UPDATE on
     Postgres; SQLite's BEGIN IMMEDIATE already lets one writer at a time in).
     """
-    return await session.scalar(_for_move(select(Report).where(Report.id == report_id)))
+    return await session.scalar(for_move(select(Report).where(Report.id == report_id)))
 
 
 async def hold_if_free(session: AsyncSession, report_id: int) -> Report | None:
@@ -273,106 +253,6 @@ async def followers(session: AsyncSession, report_id: int) -> list[Person]:
     return list((await session.scalars(query)).all())
 
 
-async def of_person(session: AsyncSession, person_id: int, limit: int = 20) -> list[Report]:
-    """A resident's own reports and the ones they follow, newest first."""
-    followed = select(ReportFollower.report_id).where(ReportFollower.person_id == person_id)
-    query = (
-        select(Report)
-        .where(or_(Report.reporter_id == person_id, Report.id.in_(followed)))
-        .order_by(Report.id.desc())
-        .limit(limit)
-    )
-    return list((await session.scalars(query)).all())
-
-
-@dataclass(frozen=True)
-class QueueScope:
-    """Which reports someone who handles them may see; staff see everything."""
-
-    person_id: int
-    everything: bool = False
-    grid_ids: frozenset[int] = frozenset()
-    owners: frozenset[str] = frozenset()  # Report.owner labels: property, department:<name>
-
-
-async def queue(
-    session: AsyncSession, scope: QueueScope, which: str, now: datetime, limit: int = 10
-) -> list[Report]:
-    """which: open (being handled), overdue (past due), mine (assigned to this person)."""
-    query = select(Report).where(Report.state.in_([s.value for s in HANDLING_STATES]))
-    if which == "mine":
-        query = query.where(Report.assignee_id == scope.person_id)
-    elif not scope.everything:
-        query = query.where(
-            or_(
-                Report.assignee_id == scope.person_id,
-                Report.grid_id.in_(scope.grid_ids) & (Report.owner == "grid_worker"),
-                Report.owner.in_(scope.owners),
-            )
-        )
-    if which == "overdue":
-        query = query.where(Report.due_at <= now)
-    return list(
-        (await session.scalars(query.order_by(Report.due_at, Report.id).limit(limit))).all()
-    )
-
-
-async def _due(session: AsyncSession, query: Select[tuple[Report]]) -> list[Report]:
-    """Due rows for the tick, locked for its moves. Rows someone is moving right now are left
-    for the next tick (SKIP LOCKED), which finds them moved on or still due: the tick never
-    waits for a chat, so it can never deadlock with one."""
-    query = _for_move(query.order_by(Report.id), skip_locked=True)
-    return list((await session.scalars(query)).all())
-
-
-async def due_reminders(session: AsyncSession, now: datetime) -> list[Report]:
-    query = select(Report).where(
-        Report.remind_at <= now,
-        Report.reminded_at.is_(None),
-        Report.assignee_id.is_not(None),
-        Report.state.in_([s.value for s in HANDLING_STATES]),
-    )
-    return await _due(session, query)
-
-
-async def due_escalations(session: AsyncSession, now: datetime) -> list[Report]:
-    query = select(Report).where(
-        Report.escalate_at <= now,
-        Report.assignee_id.is_not(None),
-        Report.state.in_([State.ASSIGNED.value, State.IN_PROGRESS.value, State.REOPENED.value]),
-    )
-    return await _due(session, query)
-
-
-async def undispatched(session: AsyncSession) -> list[Report]:
-    """Submitted when nobody could take them; dispatch tries again once someone can."""
-    query = select(Report).where(
-        Report.state == State.SUBMITTED.value, Report.assignee_id.is_(None)
-    )
-    return await _due(session, query)
-
-
-async def unrated_since(session: AsyncSession, before: datetime) -> list[Report]:
-    query = select(Report).where(Report.state == State.RESOLVED.value, Report.resolved_at <= before)
-    return await _due(session, query)
-
-
-async def handled_by(session: AsyncSession, person_id: int) -> list[Report]:
-    """The reports this person is handling now, locked for handing them on."""
-    query = select(Report).where(
-        Report.assignee_id == person_id, Report.state.in_([s.value for s in HANDLING_STATES])
-    )
-    return list((await session.scalars(_for_move(query.order_by(Report.id)))).all())
-
-
-async def open_outside(session: AsyncSession, categories: Sequence[str]) -> list[Report]:
-    """Open reports whose category is not among `categories` (removed from the configuration)."""
-    query = select(Report).where(
-        Report.state.in_([s.value for s in OPEN_STATES]), Report.category.not_in(categories)
-    )
-    return list((await session.scalars(query.order_by(Report.id))).all())
-
-
 async def timeline(session: AsyncSession, report_id: int) -> list[ReportEvent]:
     query = select(ReportEvent).where(ReportEvent.report_id == report_id).order_by(ReportEvent.id)
     return list((await session.scalars(query)).all())
@@ -387,102 +267,4 @@ async def follow(session: AsyncSession, report_id: int, person_id: int, now: dat
     )
 
 
-async def similar_open(
-    session: AsyncSession,
-    *,
-    category: str,
-    building_id: int | None,
-    place: str | None,
-    since: datetime,
-    phashes: Sequence[str] = (),
-    max_distance: int = 10,
-    limit: int = 5,
-    exclude_id: int | None = None,
-) -> list[Report]:
-    """Open reports that are probably about the same problem (the FixMyStreet lesson).
-
-    Same building (or shared place) in the window, and either the same category or a photo whose
-    perceptual hash is within `max_distance`: a photo match comes first, it is the stronger hint.
-    """
-    if building_id is not None:
-        where = Report.building_id == building_id
-    elif place is not None:
-        where = Report.place == place
-    else:
-        where = false()  # neither a building nor a shared place: nothing to compare with
-    candidates = list(
-        (
-            await session.scalars(
-                select(Report)
-                .where(
-                    where,
-                    Report.state.in_([s.value for s in OPEN_STATES]),
-                    Report.created_at >= since,
-                    Report.id != (exclude_id or 0),
-                )
-                .order_by(Report.created_at.desc())
-                .limit(50)
-            )
-        ).all()
-    )
-    if not candidates:
-        return []
-    wanted = [imagehash.hex_to_hash(h) for h in phashes]
-    photo_match: set[int] = set()
-    if wanted:
-        rows = (
-            await session.execute(
-                select(ReportMedia.report_id, ReportMedia.phash).where(
-                    and_(
-                        ReportMedia.report_id.in_([r.id for r in candidates]),
-                        ReportMedia.phash.is_not(None),
-                    )
-                )
-            )
-        ).all()
-        for report_id, phash in rows:
-            known = imagehash.hex_to_hash(phash)
-            if any(known - h <= max_distance for h in wanted):
-                photo_match.add(report_id)
-    matches = [r for r in candidates if r.id in photo_match or r.category == category]
-    matches.sort(key=lambda r: (r.id not in photo_match, -r.created_at.timestamp()))
-    return matches[:limit]
-
-
-async def originals(
-    session: AsyncSession,
-    report: Report,
-    *,
-    window: timedelta,
-    max_distance: int,
-    limit: int = 50,
-) -> list[Report]:
-    """What `report` may be marked a duplicate of: the open reports the duplicate search offers
-    for it (same building or shared place, within `window` of it, same category or a similar
-    photo), best first, never itself. The same list gives the buttons and checks a typed number,
-    so nobody can point a report at one in another grid, a closed one or an unrelated one."""
-    phashes = [m.phash for m in await media_of(session, report.id, "before") if m.phash]
-    return await similar_open(
-        session,
-        category=report.category,
-        building_id=report.building_id,
-        place=report.place,
-        since=report.created_at - window,
-        phashes=phashes,
-        max_distance=max_distance,
-        limit=limit,
-        exclude_id=report.id,
-    )
-
-
-__all__ = [
-    "Category",
-    "NewReport",
-    "Photo",
-    "QueueScope",
-    "apply",
-    "follow",
-    "similar_open",
-    "submit",
-    "timeline",
-]
+__all__ = ["NewReport", "Photo", "apply", "follow", "lock", "submit", "timeline"]
