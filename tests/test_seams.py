@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from bot.app import Linli, assemble
 from handlers.flow import Context, Notifier
-from handlers.messages import Capabilities, CardRef, Kind, Outgoing
+from handlers.messages import Capabilities, CardRef, ChatRef, Kind, Option, Outgoing
 from models import ReportFollower, Role
 from services import people
 from services.reports import store, submission
@@ -166,15 +166,16 @@ async def cheer(ctx: Context, report_id: int, choice: str) -> None:
     ctx.replies.append(
         Outgoing(
             f"{followed.report.number}: {count} neighbours see it too.",
-            options=await shared_buttons(ctx.notifier, report_id, ctx.incoming.chat.chat_id),
+            options=await shared_buttons(ctx.notifier, report_id, ctx.incoming.chat),
             card=CardRef("cheer", str(report_id)),
         )
     )
 
 
-async def shared_buttons(notifier: Notifier, report_id: int, chat_id: str) -> tuple:  # type: ignore[type-arg]
+async def shared_buttons(notifier: Notifier, report_id: int, chat: ChatRef) -> tuple[Option, ...]:
+    """The card's one button, for anyone in `chat`; a press leaves it in place."""
     return await notifier.ticket_options(
-        None, CHEER, report_id, [("+1", "up")], chat=("console", chat_id), keep=True
+        None, CHEER, report_id, [("+1", "up")], chat=(chat.channel, chat.chat_id), keep=True
     )
 
 
@@ -188,7 +189,7 @@ async def test_a_shared_card_in_a_group(linli: Linli, clock: FakeClock) -> None:
     report = await the_report(linli, number)
     async with linli.transaction() as session:
         notifier = Notifier(session, linli.catalogs, "en", clock())
-        options = await shared_buttons(notifier, report.id, "group-1")
+        options = await shared_buttons(notifier, report.id, ChatRef("console", "group-1", False))
     card = Outgoing(f"{number}: a broken bench", options=options)
 
     # Bob presses in the group: he follows it, and only he is told so; the buttons stay.
@@ -232,7 +233,9 @@ async def test_a_shared_card_answers_privately_where_a_press_cannot_be_answered(
     report = await the_report(linli, number)
     async with linli.transaction() as session:
         options = await shared_buttons(
-            Notifier(session, linli.catalogs, "en", clock()), report.id, "group-1"
+            Notifier(session, linli.catalogs, "en", clock()),
+            report.id,
+            ChatRef("console", "group-1", False),
         )
     pressed = await dialog.say(
         "bob", "", kind=Kind.CHOICE, payload=options[0].payload, chat_id="group-1", private=False
