@@ -133,8 +133,13 @@ class OutboxDispatcher:
                         outcome.error,
                         retry_at=outcome.retry_at,
                     )
-                    if outcome.chat is not None and message.options:
-                        # A digit typed there later answers this card (DESIGN.md step 3).
+                    if (
+                        outcome.chat is not None
+                        and message.options
+                        and not self.senders[outcome.chat[0]].capabilities.buttons
+                    ):
+                        # A digit typed there later answers this card (DESIGN.md step 3);
+                        # where the options are buttons, the card's buttons are pressed.
                         await menus.show(
                             session,
                             *outcome.chat,

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from handlers.flow import (
+    ASKED,
     KEEP_SUFFIX,
     STEP_PREFIX,
     TICKET_PREFIX,
@@ -302,7 +303,7 @@ class DialogueEngine:
                 expires_at=now + timedelta(minutes=self.rules.flow_timeout_minutes),
                 now=now,
             )
-            if menu is not None and incoming.chat.private:
+            if menu is not None and incoming.chat.private and not ctx.can.buttons:
                 menus.remember(
                     connection,
                     incoming.channel,
@@ -432,18 +433,39 @@ class DialogueEngine:
         return "ok"
 
     async def _typed_choice(self, ctx: Context) -> str | None:
-        """A typed answer to the chat's last menu, handled as the press it names; None when it
-        names no live option (it is then text, for a step that takes text)."""
+        """A typed answer that names an option, handled as the press it names; None when it
+        names no live option (it is then text, for a step that takes text).
+
+        Where options are numbered (no buttons), the chat's last menu is read from the
+        database: cards from the outbox are in it. Where they are buttons, people type what a
+        button says, and only the question they were asked last is looked at.
+        """
         incoming = ctx.incoming
         if not incoming.chat.private or len(incoming.text) > 200:
             return None
-        options = await ctx.session.run_sync(
-            lambda sync: menus.last(sync.connection(), incoming.channel, incoming.chat.chat_id)
-        )
+        if ctx.can.buttons:
+            options = self._asked(ctx)
+        else:
+            options = await ctx.session.run_sync(
+                lambda sync: menus.last(sync.connection(), incoming.channel, incoming.chat.chat_id)
+            )
         payload = menus.pick(options, incoming.text, by_number=not ctx.can.buttons)
         if payload is None:
             return None
         return await self._choice(ctx, payload, typed=True)
+
+    @staticmethod
+    def _asked(ctx: Context) -> list[dict[str, str]]:
+        """The options of the current step's question, as a menu."""
+        state = ctx.state
+        asked = state.data.get(ASKED) if state is not None else None
+        if not isinstance(asked, dict) or not asked.get("options"):
+            return []
+        keep = KEEP_SUFFIX if asked.get("keep") else ""
+        return [
+            {"label": str(label), "payload": f"{STEP_PREFIX}{state.nonce}.{n}{keep}"}
+            for n, (label, _) in enumerate(asked["options"], 1)
+        ]
 
     async def _choice(self, ctx: Context, payload: str, *, typed: bool = False) -> str | None:
         """A button press (or, `typed`, an option named by text: then a stale option is not an

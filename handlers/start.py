@@ -214,9 +214,9 @@ class StartFlow(Flow):
             return
         # The use case wrote these; the engine saves the sender's record at the end of the
         # update, so it must hold the same values (or it would write back the old ones).
-        ctx.person.display_name = joined.name
-        ctx.person.household_id = joined.household_id
-        ctx.person.status = joined.status
+        ctx.person.saved(
+            display_name=joined.name, household_id=joined.household_id, status=joined.status
+        )
         await ctx.deliver(joined.notices)
         if joined.status == "active":
             ctx.say(

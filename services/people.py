@@ -105,6 +105,14 @@ class PersonRecord:
             self._changes[name] = value
             object.__setattr__(self, name, value)
 
+    def saved(self, **fields: object) -> None:
+        """Values a use case has already written to the row: known now, not written again."""
+        for name, value in fields.items():
+            if name == "id" or name not in _FIELDS:
+                raise AttributeError(f"{name} is not a field of a PersonRecord")
+            object.__setattr__(self, name, value)
+            self._changes.pop(name, None)
+
     def save(self, connection: Connection) -> None:
         """Write what changed since loading, once, at the end of the update."""
         if self._changes:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Protocol
 
-from models import Building, Role
+from models import Role
 from services.people import Grant
 
 
@@ -80,7 +81,17 @@ def grant_for(
     return Grant(role, building_id=building_id, grid_id=grid_id, department=department)
 
 
-def invite_grant(role: Role, building: Building) -> Grant | ScopeProblem:
+class Placed(Protocol):
+    """A building, as far as the scope of a role is concerned."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def grid_id(self) -> int: ...
+
+
+def invite_grant(role: Role, building: Placed) -> Grant | ScopeProblem:
     """What an invite for `building` grants: a building head heads that building, a grid worker
     works its grid. No invite can name a department, so a department role is refused."""
     needed = scope_of(role)

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Building, Household, Invite, Person, Role
-from services import audit, community, invites, people, tickets
+from services import audit, invites, people, tickets
 from services.notices import Notice
 from services.people import Grant
 from services.registration import access, scopes
@@ -136,7 +136,7 @@ async def redeem(
     if isinstance(grant, scopes.ScopeProblem):
         # Refused now rather than after the newcomer has typed their room and name.
         return Refused(BAD_INVITE, building.name)
-    status = await session.scalar(select(Person.status).where(Person.id == person_id))
+    status = await session.scalar(_STATUS, {"person_id": person_id})
     if status != "active":
         return NeedsRoom(invite.id, building.id, building.name)
     if role is Role.RESIDENT:
@@ -153,6 +153,49 @@ async def redeem(
         via="invite",
     )
     return RoleTaken(role, building.name)
+
+
+@dataclass(frozen=True)
+class _Place:
+    id: int
+    grid_id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class _Home:
+    id: int
+    room: str
+
+
+_JOINING = (
+    select(
+        Invite.role,
+        Building.id.label("building_id"),
+        Building.grid_id,
+        Building.name.label("building"),
+        Household.id.label("household_id"),
+        Household.room,
+    )
+    .join(Building, Building.id == Invite.building_id)
+    .outerjoin(
+        Household,
+        (Household.building_id == Building.id) & (Household.room == bindparam("room")),
+    )
+    .where(Invite.id == bindparam("invite_id"))
+)
+_PERSON = Person.__table__
+_STATUS = select(_PERSON.c.status).where(_PERSON.c.id == bindparam("person_id"))
+_STATUS_FOR_UPDATE = _STATUS.with_for_update()
+_JOIN_PERSON = (
+    update(_PERSON)
+    .where(_PERSON.c.id == bindparam("person_id"))
+    .values(
+        display_name=bindparam("display_name"),
+        household_id=bindparam("household_id"),
+        status=bindparam("status"),
+    )
+)
 
 
 async def join(
@@ -174,36 +217,31 @@ async def join(
     name = " ".join(name.split())
     if not name or len(name) > MAX_NAME_LENGTH:
         return Refused(BAD_NAME)
-    row = (
-        await session.execute(
-            select(Invite, Building)
-            .join(Building, Building.id == Invite.building_id)
-            .where(Invite.id == invite_id)
-        )
-    ).first()
+    # The invite, its building and the home, in one prebuilt statement: this runs for every
+    # newcomer (bench/updates.py).
+    row = (await session.execute(_JOINING, {"invite_id": invite_id, "room": room})).first()
     if row is None:
         return Refused(BAD_INVITE)
-    invite, building = row
-    role = Role(invite.role)
+    building = _Place(row.building_id, row.grid_id, row.building)
+    role = Role(row.role)
     grant = scopes.invite_grant(role, building)
     if isinstance(grant, scopes.ScopeProblem):
         return Refused(BAD_INVITE, building.name)
-    household = await community.household(session, building.id, room)
-    if household is None:
+    if row.household_id is None:
         return Refused(NO_SUCH_ROOM, building.name)
+    household = _Home(row.household_id, row.room)
     # Held until this commits, so an approval of an earlier registration can't land in between
     # (and be overwritten by this one).
-    status = await session.scalar(
-        select(Person.status).where(Person.id == person_id).with_for_update()
-    )
+    status = await session.scalar(_STATUS_FOR_UPDATE, {"person_id": person_id})
     if status is None:
         raise LookupError(f"no person {person_id}")
     if status == "active":
         return Refused(ALREADY_REGISTERED, building.name)
-    if not await invites.use(session, invite.id, now):
+    if not await invites.use(session, invite_id, now):
         return Refused(INVITE_SPENT, building.name)
-    # A registration still waiting elsewhere is replaced by this one: its cards go stale.
-    await tickets.retire_for_subject(session, REGISTRATION_TICKET, person_id, now)
+    if status == "pending":
+        # A registration still waiting elsewhere is replaced by this one: its cards go stale.
+        await tickets.retire_for_subject(session, REGISTRATION_TICKET, person_id, now)
     vouched = approval == "auto" or role is not Role.RESIDENT
     joined = Joined(
         status="active" if vouched else "pending",
@@ -214,10 +252,13 @@ async def join(
         role=role,
     )
     await session.execute(
-        update(Person)
-        .where(Person.id == person_id)
-        .values(display_name=name, household_id=household.id, status=joined.status)
-        .execution_options(synchronize_session=False)
+        _JOIN_PERSON,
+        {
+            "person_id": person_id,
+            "display_name": name,
+            "household_id": household.id,
+            "status": joined.status,
+        },
     )
     if vouched:
         await people.grant(session, person_id, Grant(Role.RESIDENT))
