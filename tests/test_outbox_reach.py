@@ -14,9 +14,10 @@ from sqlalchemy import select
 
 from bot.app import Linli
 from bot.delivery import OutboxDispatcher
+from bot.replies import LeftReplies
 from handlers.messages import Capabilities, Option, Outgoing
 from models import OutboxMessage
-from services import menus, outbox, people
+from services import menus, outbox, people, updates
 from tests.conftest import FakeClock
 
 
@@ -144,3 +145,20 @@ async def test_a_sent_card_becomes_its_chats_menu(linli: Linli, clock: FakeClock
         {"label": "Reassign", "payload": "t7.2"},
         {"label": "Reject as not ours", "payload": "t7.3"},
     ]
+
+
+async def test_replies_left_for_another_console_stay_for_it(linli: Linli, clock: FakeClock) -> None:
+    """A process that died left Wang's replies unsent; Alice's console can't deliver them, so
+    it leaves them kept for Wang's, which sends them."""
+    async with linli.transaction() as session:
+        await session.run_sync(
+            lambda s: updates.claim(
+                s.connection(), "console", "k1", clock(), chat_id="wang", replies=[{"text": "hi"}]
+            )
+        )
+    clock.advance(minutes=5)
+    alice, wang = Keeper("console", frozenset({"alice"})), Keeper("console", frozenset({"wang"}))
+    assert await LeftReplies(linli.transaction, {"console": alice}, clock).run_once() == 0
+    assert alice.sent == []
+    assert await LeftReplies(linli.transaction, {"console": wang}, clock).run_once() == 1
+    assert wang.sent == [("wang", "hi")]
