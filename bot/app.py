@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from bot import database, logs
 from bot.channels.console import ConsoleChannel
 from bot.channels.telegram import MenuEntry, TelegramChannel
+from bot.channels.wechat import WeChatChannel
 from bot.config import Settings
 from bot.delivery import OutboxDispatcher, Sender
 from bot.scheduler import Ticker, start_scheduler
@@ -129,6 +130,7 @@ class Linli:
     # Where photos and voice notes are stored, by content key (what the console links to).
     media: MediaStorage | None = None
     telegram: TelegramChannel | None = None
+    wechat: WeChatChannel | None = None
     web: Starlette | None = field(default=None)
 
     @property
@@ -165,8 +167,15 @@ class Linli:
                 )
             return summary
 
+    @property
+    def has_platform(self) -> bool:
+        """A chat platform is configured; without one, `linli run` opens the console."""
+        return self.telegram is not None or self.wechat is not None
+
     async def close(self) -> None:
         await self.dispatcher.drain()
+        if self.wechat is not None:
+            await self.wechat.close()
         await self.dialogue.receipts.close()
         await self.database.close()
 
@@ -221,7 +230,13 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
             transaction=store.transaction,
         )
         linli.attach(linli.telegram)
-    routes = [media_route(reports.storage), *(linli.telegram.routes() if linli.telegram else [])]
+    if settings.wechat.enabled:
+        linli.wechat = WeChatChannel(settings.wechat, dialogue.handle, media=reports.storage)
+        linli.attach(linli.wechat)
+    routes = [media_route(reports.storage)]
+    for platform in (linli.telegram, linli.wechat):
+        if platform is not None:
+            routes += platform.routes()
     linli.web = build_web_app(store.engine, routes)
     return linli
 
@@ -267,7 +282,9 @@ async def serve(linli: Linli, *, console_user: str | None = None) -> None:
                 settings.telegram.mode,
                 linli.telegram.username,
             )
-        elif console_user is not None:
+        if linli.wechat is not None:
+            log.info("serving WeChat at /wechat in %s mode", settings.wechat.mode)
+        if not linli.has_platform and console_user is not None:
             console = ConsoleChannel(linli.dialogue.handle, console_user, media=linli.media)
             linli.attach(console)
             console_task = asyncio.create_task(console.run())  # its banner comes first

@@ -77,7 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    if args.command == "chat" or (args.command == "run" and not settings.telegram.token):
+    if args.command == "chat" or (
+        args.command == "run" and not (settings.telegram.token or settings.wechat.enabled)
+    ):
         # The terminal is the chat window: keep the per-update log lines out of it.
         logging.getLogger().setLevel(logging.WARNING)
     try:
@@ -107,7 +109,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         if args.command == "run":
             await linli.init()
-            console_user = None if linli.telegram else getpass.getuser()
+            console_user = None if linli.has_platform else getpass.getuser()
             await serve(linli, console_user=console_user)
             return 0
         if args.command == "chat":

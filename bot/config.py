@@ -84,6 +84,40 @@ class TelegramSettings(_Section):
         return value
 
 
+class WeChatSettings(_Section):
+    """A WeChat Official Account (公众号); served when `token` and `appid` are set."""
+
+    token: str = ""
+    appid: str = ""
+    secret: str = ""
+    mode: Literal["plain", "compat", "safe"] = "safe"
+    # The EncodingAESKey: 43 characters, needed in compat and safe mode.
+    aes_key: str = Field(default="", validate_default=True)
+    # Every outbound call goes through it, the access-token fetch included.
+    api_base_url: str = "https://api.weixin.qq.com"
+    # Template ids per notification kind, for messages outside the customer-service window.
+    templates: dict[str, str] = Field(default_factory=dict)
+    # WeChat's rules: the customer-service API reaches a person for 48 h after they wrote,
+    # with at most 5 messages per message of theirs.
+    window_hours: float = Field(default=48, gt=0)
+    window_quota: int = Field(default=5, ge=1)
+    # A callback is answered in place when its reply is ready this soon (WeChat waits 5 s).
+    reply_budget_seconds: float = Field(default=3.0, gt=0, le=4.5)
+
+    @field_validator("aes_key")
+    @classmethod
+    def _key_for_encryption(cls, value: str, info: ValidationInfo) -> str:
+        if value and len(value) != 43:
+            raise ValueError("the EncodingAESKey has 43 characters")
+        if not value and info.data.get("mode") != "plain" and info.data.get("token"):
+            raise ValueError("compat and safe mode need the EncodingAESKey (aes_key)")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token and self.appid)
+
+
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -202,6 +236,7 @@ class Settings(BaseSettings):
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    wechat: WeChatSettings = Field(default_factory=WeChatSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     community: CommunitySettings = Field(default_factory=CommunitySettings)
     report: ReportSettings = Field(default_factory=ReportSettings)

@@ -1,0 +1,491 @@
+"""WeChat Official Account (公众号): callbacks at /wechat on the web app, replies in place or
+through the customer-service API (DESIGN.md "WeChat's deadline").
+
+wechatpy does the message crypto and reply XML; its HTTP client is synchronous, so every
+outbound call goes through our own httpx client, against `api_base_url`. Signatures are checked
+here, in constant time, before anything is decrypted or parsed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import xmltodict
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from wechatpy.crypto import PrpCrypto
+
+from bot.config import WeChatSettings
+from bot.delivery import RecipientBlocked
+from handlers.messages import (
+    Capabilities,
+    ChatRef,
+    FileRef,
+    Incoming,
+    Kind,
+    Outgoing,
+    Reply,
+    Sender,
+    numbered,
+)
+from handlers.reports.intake import FileTooBig
+from services.media import MediaStorage
+
+log = logging.getLogger("linli.wechat")
+
+CHANNEL = "wechat"
+PATH = "/wechat"
+# A callback is a few hundred bytes; anything this big is not from WeChat.
+MAX_BODY = 64 * 1024
+# Callbacks older (or newer) than this are replays, not deliveries.
+TIMESTAMP_WINDOW = 300
+# WeChat shows at most 2048 bytes of text in one message; stay well inside it.
+MAX_TEXT_BYTES = 2000
+SUCCESS = "success"
+# How many keys answered with `success` are remembered, for their retries.
+LATE_KEPT = 10_000
+# Scanning a parametric QR code: "qrscene_<code>" when it subscribes, "<code>" when it doesn't.
+SCENE_PREFIX = "qrscene_"
+# Errors that mean the cached access token is no good: refresh once, then retry.
+STALE_TOKEN = {40001, 42001, 40014}
+OUTSIDE_WINDOW = 45015
+NOT_FOLLOWING = 43004
+
+Handle = Callable[[Incoming], Awaitable[Reply]]
+Clock = Callable[[], float]
+
+
+class BadCallback(Exception):
+    """Not a callback WeChat sent: refused with a 4xx, logged, and nothing changes."""
+
+    def __init__(self, status: int, why: str) -> None:
+        super().__init__(why)
+        self.status = status
+
+
+class WeChatError(Exception):
+    """WeChat answered a call with an error code."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"WeChat error {code}: {message}")
+        self.code = code
+
+
+def signature(*parts: str) -> str:
+    """WeChat's SHA-1 over the sorted parts (token, timestamp, nonce[, encrypted body])."""
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def cdata_safe(text: str) -> str:
+    """wechatpy wraps reply fields in CDATA without escaping: "]]>" would end it early."""
+    return text.replace("]]>", "]]]]><![CDATA[>")
+
+
+def split_text(text: str, limit: int = MAX_TEXT_BYTES) -> list[str]:
+    """Text in pieces WeChat accepts, cut at line breaks where possible (limits are in bytes)."""
+    chunks: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate.encode()) <= limit:
+            current = candidate
+            continue
+        if current:
+            chunks.append(current)
+        while len(line.encode()) > limit:
+            cut = limit
+            while len(line[:cut].encode()) > limit:
+                cut -= 1
+            chunks.append(line[:cut])
+            line = line[cut:]
+        current = line
+    if current or not chunks:
+        chunks.append(current)
+    return chunks
+
+
+def render_text(message: Outgoing) -> str:
+    """Options as the engine's numbered list, answered with the digit or the option's text."""
+    lines = [message.text]
+    lines += [f"{n} {option.label}" for n, option in numbered(message.options)]
+    return "\n".join(line for line in lines if line)
+
+
+def to_incoming(msg: dict[str, Any]) -> Incoming | None:
+    """The one place that reads WeChat's message fields; None: nothing for the dialogue."""
+    sender = str(msg.get("FromUserName") or "")
+    kind = str(msg.get("MsgType") or "")
+    if not sender or not kind:
+        return None
+    chat = ChatRef(CHANNEL, sender, True)
+    who = Sender(sender)
+    if kind == "event":
+        event = str(msg.get("Event") or "").lower()
+        key = f"{sender}:{msg.get('CreateTime')}:{event}"
+        base = {"chat": chat, "sender": who, "update_key": key}
+        scene = str(msg.get("EventKey") or "")
+        if event in ("subscribe", "scan"):
+            code = scene.removeprefix(SCENE_PREFIX)
+            text = f"/start {code}".strip()
+            return Incoming(kind=Kind.COMMAND, text=text, command="start", args=code, **base)
+        if event == "click" and scene:
+            command, _, args = scene.partition(" ")
+            return Incoming(
+                kind=Kind.COMMAND, text=f"/{scene}", command=command.lower(), args=args, **base
+            )
+        return None  # unsubscribe, view, location reports: nothing to answer
+    base = {"chat": chat, "sender": who, "update_key": f"{sender}:{msg.get('MsgId')}"}
+    if kind == "text":
+        text = str(msg.get("Content") or "")
+        if text.startswith("/") and len(text) > 1:
+            command, _, args = text[1:].partition(" ")
+            return Incoming(
+                kind=Kind.COMMAND, text=text, command=command.lower(), args=args.strip(), **base
+            )
+        return Incoming(kind=Kind.TEXT, text=text, **base)
+    if kind == "image":
+        media_id = str(msg.get("MediaId") or "")
+        return Incoming(kind=Kind.PHOTO, photo=FileRef(media_id, mime_type="image/jpeg"), **base)
+    if kind == "voice":
+        media_id = str(msg.get("MediaId") or "")
+        # With speech recognition on, what was said comes with it: offered as the text.
+        spoken = str(msg.get("Recognition") or "")
+        return Incoming(
+            kind=Kind.VOICE,
+            text=spoken,
+            voice=FileRef(media_id, mime_type="audio/amr"),
+            **base,
+        )
+    if kind == "location":
+        try:
+            where = (float(msg["Location_X"]), float(msg["Location_Y"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+        return Incoming(kind=Kind.LOCATION, location=where, **base)
+    return Incoming(kind=Kind.OTHER, other_kind=kind, **base)
+
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: float
+
+
+class WeChatApi:
+    """The outbound calls, on an async client, with the access token cached and refreshed."""
+
+    def __init__(self, settings: WeChatSettings, clock: Clock = time.monotonic) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.http = httpx.AsyncClient(base_url=settings.api_base_url, timeout=10.0)
+        self._token: _Token | None = None
+        self._lock = asyncio.Lock()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def token(self, *, force: bool = False) -> str:
+        async with self._lock:
+            if force or self._token is None or self._token.expires_at <= self.clock():
+                self._token = await self._fetch_token(force_refresh=force)
+            return self._token.value
+
+    async def _fetch_token(self, *, force_refresh: bool) -> _Token:
+        # stable_token: the same token for every caller until it expires, so a second process
+        # fetching does not cut the first one off.
+        data = await self._json(
+            "POST",
+            "/cgi-bin/stable_token",
+            json={
+                "grant_type": "client_credential",
+                "appid": self.settings.appid,
+                "secret": self.settings.secret,
+                "force_refresh": force_refresh,
+            },
+        )
+        # Refreshed five minutes early: a token that runs out mid-call costs a retry.
+        lifetime = float(data.get("expires_in", 7200)) - 300
+        return _Token(str(data["access_token"]), self.clock() + max(lifetime, 60))
+
+    async def _json(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
+        try:
+            response = await self.http.request(method, path, **kw)
+            data = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise WeChatError(-1, f"{type(exc).__name__} calling {path}") from exc
+        if not isinstance(data, dict):
+            raise WeChatError(-1, f"unexpected answer from {path}")
+        code = int(data.get("errcode") or 0)
+        if code:
+            raise WeChatError(code, str(data.get("errmsg") or ""))
+        return data
+
+    async def call(
+        self, path: str, *, params: dict[str, str] | None = None, **kw: Any
+    ) -> dict[str, Any]:
+        """An API call with the access token; a stale token is refreshed once."""
+        for attempt in (1, 2):
+            token = await self.token(force=attempt == 2)
+            query = {**(params or {}), "access_token": token}
+            try:
+                return await self._json("POST", path, params=query, **kw)
+            except WeChatError as exc:
+                if exc.code not in STALE_TOKEN or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def download(self, media_id: str, limit: int) -> bytes:
+        token = await self.token()
+        async with self.http.stream(
+            "GET", "/cgi-bin/media/get", params={"access_token": token, "media_id": media_id}
+        ) as response:
+            if response.headers.get("content-type", "").startswith(("application/json", "text")):
+                data = await response.aread()
+                raise WeChatError(-1, f"no media {media_id}: {data[:200]!r}")
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > limit:
+                    raise FileTooBig(len(body))
+            return bytes(body)
+
+
+class WeChatChannel:
+    name = CHANNEL
+    capabilities = Capabilities(
+        buttons=False, edits=False, press_answers=False, files_keep_location=False, locations=True
+    )
+    reach: frozenset[str] | None = None
+
+    def __init__(
+        self,
+        settings: WeChatSettings,
+        handle: Handle,
+        *,
+        media: MediaStorage,
+        clock: Clock = time.time,
+    ) -> None:
+        self.settings = settings
+        self.handle = handle
+        self.media = media
+        self.clock = clock
+        self.api = WeChatApi(settings)
+        self.crypto = PrpCrypto(_aes_key(settings.aes_key)) if settings.mode != "plain" else None
+        # Callbacks being handled, by update key: WeChat retries one it got no answer to, and
+        # the retry must neither start it again nor lose its reply.
+        self._running: dict[str, asyncio.Task[Reply]] = {}
+        # Keys answered with `success` whose replies go out through the API (oldest first).
+        self._late: dict[str, None] = {}
+        self._sending: set[asyncio.Future[None]] = set()
+
+    def routes(self) -> list[Route]:
+        return [Route(PATH, self._callback, methods=["GET", "POST"])]
+
+    async def drain(self) -> None:
+        """Wait for callbacks being handled and replies being sent (tests, shutdown)."""
+        while self._running or self._sending:
+            await asyncio.gather(*self._running.values(), *self._sending, return_exceptions=True)
+            await asyncio.sleep(0)
+
+    async def close(self) -> None:
+        await self.drain()
+        await self.api.close()
+
+    # ------------------------------------------------------------------ inbound
+
+    def _check(self, request: Request, *extra: str) -> None:
+        query = request.query_params
+        timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
+        given = query.get("msg_signature" if extra else "signature", "")
+        expected = signature(self.settings.token, timestamp, nonce, *extra)
+        if not hmac.compare_digest(expected.encode(), given.encode()):
+            raise BadCallback(403, "bad signature")
+        if not timestamp.isdigit() or abs(self.clock() - int(timestamp)) > TIMESTAMP_WINDOW:
+            raise BadCallback(403, "timestamp outside the window")
+
+    async def _callback(self, request: Request) -> Response:
+        try:
+            if request.method == "GET":
+                # The handshake when the URL is configured: echo `echostr` if the signature holds.
+                self._check(request)
+                return PlainTextResponse(request.query_params.get("echostr", ""))
+            message = await self._read(request)
+        except BadCallback as exc:
+            log.info("wechat callback refused (%d): %s", exc.status, exc)
+            return PlainTextResponse("", status_code=exc.status)
+        incoming = to_incoming(message)
+        if incoming is None:
+            return PlainTextResponse(SUCCESS)
+        return await self._answer(request, incoming)
+
+    async def _read(self, request: Request) -> dict[str, Any]:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+            raise BadCallback(413, "body too large")
+        body = bytearray()
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_BODY:
+                    raise BadCallback(413, "body too large")
+        except ClientDisconnect as exc:
+            raise BadCallback(400, "incomplete body") from exc
+        outer = _parse(bytes(body))
+        if self.settings.mode == "plain" or "Encrypt" not in outer:
+            if self.settings.mode == "safe":
+                raise BadCallback(400, "safe mode takes encrypted callbacks only")
+            self._check(request)
+            return outer
+        encrypted = str(outer["Encrypt"])
+        self._check(request, encrypted)
+        assert self.crypto is not None
+        try:
+            inner = self.crypto.decrypt(encrypted, self.settings.appid)
+        except Exception as exc:  # a wrong AppId or a damaged body: not our callback
+            raise BadCallback(400, f"cannot decrypt ({type(exc).__name__})") from exc
+        return _parse(inner.encode())
+
+    async def _answer(self, request: Request, incoming: Incoming) -> Response:
+        """Within the budget: the reply in place if it is one short text, else `success` and the
+        customer-service API. A retry of a callback still being handled waits for the same
+        work; one already answered with `success` gets `success` again."""
+        key = incoming.update_key or ""
+        task = self._running.get(key)
+        if task is None:
+            if key in self._late:
+                return PlainTextResponse(SUCCESS)
+            task = asyncio.create_task(self.handle(incoming))
+            self._running[key] = task
+        try:
+            reply = await asyncio.wait_for(
+                asyncio.shield(task), timeout=self.settings.reply_budget_seconds
+            )
+        except TimeoutError:
+            if key not in self._late:
+                self._late[key] = None
+                task.add_done_callback(lambda done: self._deliver_late(key, incoming, done))
+            return PlainTextResponse(SUCCESS)
+        self._running.pop(key, None)
+        if key in self._late or reply.outcome == "duplicate":
+            return PlainTextResponse(SUCCESS)
+        passive = self._passive(incoming, reply)
+        if passive is None:
+            self._spawn(self._send_replies(incoming, reply))
+            return PlainTextResponse(SUCCESS)
+        reply.sent()
+        return Response(passive, media_type="application/xml")
+
+    def _deliver_late(self, key: str, incoming: Incoming, task: asyncio.Task[Reply]) -> None:
+        self._running.pop(key, None)
+        while len(self._late) > LATE_KEPT:
+            del self._late[next(iter(self._late))]
+        if task.cancelled() or task.exception() is not None:
+            return
+        reply = task.result()
+        if reply.outcome != "duplicate":
+            self._spawn(self._send_replies(incoming, reply))
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        sending = asyncio.ensure_future(work)
+        self._sending.add(sending)
+        sending.add_done_callback(self._sending.discard)
+
+    def _passive(self, incoming: Incoming, reply: Reply) -> str | None:
+        """The reply as one passive text message, or None if it is not one short text."""
+        if len(reply.messages) != 1:
+            return None
+        message = reply.messages[0]
+        text = render_text(message)
+        if message.image_key or message.attachments or len(split_text(text)) > 1:
+            return None
+        now = str(int(self.clock()))
+        xml = (
+            f"<xml><ToUserName><![CDATA[{cdata_safe(incoming.chat.chat_id)}]]></ToUserName>"
+            f"<FromUserName><![CDATA[{cdata_safe(self.settings.appid)}]]></FromUserName>"
+            f"<CreateTime>{now}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content><![CDATA[{cdata_safe(text)}]]></Content></xml>"
+        )
+        if self.crypto is None:
+            return xml
+        nonce = hashlib.sha1(f"{now}{incoming.update_key}".encode()).hexdigest()[:16]
+        encrypted = self.crypto.encrypt(xml, self.settings.appid).decode()
+        return (
+            f"<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt>"
+            f"<MsgSignature><![CDATA[{signature(self.settings.token, now, nonce, encrypted)}]]></MsgSignature>"
+            f"<TimeStamp>{now}</TimeStamp><Nonce><![CDATA[{nonce}]]></Nonce></xml>"
+        )
+
+    async def _send_replies(self, incoming: Incoming, reply: Reply) -> None:
+        try:
+            for message in reply.messages:
+                await self.send(incoming.chat.chat_id, message)
+        except Exception as exc:  # kept on the update: the tick sends replies left behind
+            log.warning("wechat reply not sent key=%s: %s", incoming.update_key, exc)
+            return
+        reply.sent()
+
+    # ------------------------------------------------------------------ outbound
+
+    async def send(self, chat_id: str, message: Outgoing) -> None:
+        """Customer-service messages: a picture as an image message, then the text (with the
+        options as a numbered list) in as many pieces as it takes."""
+        try:
+            if message.image_key:
+                media_id = await self._upload(message.image_key)
+                await self.api.call(
+                    "/cgi-bin/message/custom/send",
+                    json={"touser": chat_id, "msgtype": "image", "image": {"media_id": media_id}},
+                )
+            for piece in split_text(render_text(message)):
+                await self.api.call(
+                    "/cgi-bin/message/custom/send",
+                    json={"touser": chat_id, "msgtype": "text", "text": {"content": piece}},
+                )
+        except WeChatError as exc:
+            if exc.code in (OUTSIDE_WINDOW, NOT_FOLLOWING):
+                raise RecipientBlocked(str(exc)) from exc
+            raise
+
+    async def _upload(self, key: str) -> str:
+        data = await asyncio.to_thread(self.media.get, key)
+        uploaded = await self.api.call(
+            "/cgi-bin/media/upload",
+            params={"type": "image"},
+            files={"media": (f"{key[:16]}.jpg", data, "image/jpeg")},
+        )
+        return str(uploaded["media_id"])
+
+    async def fetch(self, ref: FileRef, limit: int) -> bytes:
+        return await self.api.download(ref.file_ref, limit)
+
+
+def _aes_key(encoded: str) -> bytes:
+    import base64
+
+    return base64.b64decode(encoded + "=")
+
+
+def _parse(body: bytes) -> dict[str, Any]:
+    """WeChat's XML, flat. No DOCTYPE at all: entity expansion bombs stop here."""
+    if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
+        raise BadCallback(400, "a DOCTYPE in a callback")
+    try:
+        parsed = xmltodict.parse(body, disable_entities=True)
+    except Exception as exc:  # expat's errors, and xmltodict's
+        raise BadCallback(400, f"malformed XML ({type(exc).__name__})") from exc
+    root = parsed.get("xml") if isinstance(parsed, dict) else None
+    if not isinstance(root, dict) or any(not isinstance(v, str | None) for v in root.values()):
+        raise BadCallback(400, "not a WeChat message")
+    return root
+
+
+__all__ = ["WeChatChannel", "to_incoming"]
