@@ -47,6 +47,14 @@ def _parser() -> argparse.ArgumentParser:
     invite.add_argument("--uses", type=int, default=1)
     invite.add_argument("--expires", type=float, default=None, metavar="DAYS")
     invite.add_argument("--qr", type=Path, default=None, metavar="FILE.png")
+    invite.add_argument(
+        "--wechat",
+        action="store_true",
+        help="a WeChat parametric QR code (scene = the code): scanning it subscribes and joins",
+    )
+    wechat = commands.add_parser("wechat", help="the WeChat Official Account")
+    wechat_actions = wechat.add_subparsers(dest="action", required=True)
+    wechat_actions.add_parser("menu", help="install the account's menu from bot.toml")
     admin = commands.add_parser("admin", help="grant, revoke and list roles")
     actions = admin.add_subparsers(dest="action", required=True)
     for name in ("grant", "revoke"):
@@ -58,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
         scope.add_argument("--department", help="a department named in [[report.categories]]")
         who = action.add_mutually_exclusive_group(required=True)
         who.add_argument("--telegram-id")
+        who.add_argument("--wechat-openid", metavar="ID", help="a WeChat user's OpenID")
         who.add_argument("--console", metavar="NAME", help="a `linli chat --as NAME` user")
     actions.add_parser("list")
     return parser
@@ -119,6 +128,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             raise UsageError("the database is not set up yet; run `linli init` first")
         if args.command == "invite":
             return await _invite(linli, args)
+        if args.command == "wechat":
+            return await _wechat_menu(linli)
         if args.command == "admin":
             return await _admin(linli, args)
     finally:
@@ -138,6 +149,14 @@ async def _chat(linli: Linli, user: str) -> int:
     finally:
         deliveries.cancel()  # a batch being sent is finished by linli.close()'s drain
         checkpoints.cancel()
+    return 0
+
+
+async def _wechat_menu(linli: Linli) -> int:
+    if linli.wechat is None:
+        raise UsageError("no WeChat account configured ([wechat] token and appid)")
+    buttons = await linli.wechat.install_menu()
+    print(f"wechat menu: {buttons} buttons")
     return 0
 
 
@@ -189,9 +208,16 @@ async def _invite(linli: Linli, args: argparse.Namespace) -> int:
             uses=args.uses,
         )
         code = invite.code
-    link = deep_link(await _bot_username(linli), code)
-    print(f"code: {code}")
-    print(f"link: {link}")
+    if args.wechat:
+        if linli.wechat is None:
+            raise UsageError("--wechat needs [wechat] token and appid in the configuration")
+        link = await linli.wechat.invite_link(code)
+        print(f"code: {code}")
+        print(f"wechat: {link}")
+    else:
+        link = deep_link(await _bot_username(linli), code)
+        print(f"code: {code}")
+        print(f"link: {link}")
     if args.qr is not None:
         import qrcode
 
@@ -209,7 +235,11 @@ async def _admin(linli: Linli, args: argparse.Namespace) -> int:
         return 0
     role = Role(args.role)
     channel, external_id = (
-        ("telegram", args.telegram_id) if args.telegram_id else ("console", args.console)
+        ("telegram", args.telegram_id)
+        if args.telegram_id
+        else ("wechat", args.wechat_openid)
+        if args.wechat_openid
+        else ("console", args.console)
     )
     async with linli.transaction() as session:
         building_id = grid_id = None
@@ -241,13 +271,14 @@ async def _admin(linli: Linli, args: argparse.Namespace) -> int:
             raise UsageError(f"{role.value} {verb} --{grant.scope}")
         handed: list[HandedOn] = []
         if args.action == "grant":
-            # A console's chat is its person's name, there whenever `linli chat --as NAME`
-            # runs: their cards wait in the outbox for it instead of being unreachable.
+            # A console's chat is its name, a WeChat user's their OpenID: their cards wait in
+            # the outbox for them instead of being unreachable. Telegram tells us the chat id
+            # when they first write.
             person = await people.identify(
                 session,
                 channel,
                 str(external_id),
-                private_chat_id=str(external_id) if channel == "console" else None,
+                private_chat_id=str(external_id) if channel in ("console", "wechat") else None,
             )
             changed = await people.grant(session, person.id, grant)
         else:

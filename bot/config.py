@@ -84,6 +84,14 @@ class TelegramSettings(_Section):
         return value
 
 
+class WeChatMenuItem(_Section):
+    """A menu button: a command to run when clicked, or a group of buttons under a name."""
+
+    name: str = Field(min_length=1, max_length=16)
+    command: str = ""
+    items: list[WeChatMenuItem] = Field(default_factory=list, max_length=5)
+
+
 class WeChatSettings(_Section):
     """A WeChat Official Account (公众号); served when `token` and `appid` are set."""
 
@@ -103,6 +111,8 @@ class WeChatSettings(_Section):
     window_quota: int = Field(default=5, ge=1)
     # A callback is answered in place when its reply is ready this soon (WeChat waits 5 s).
     reply_budget_seconds: float = Field(default=3.0, gt=0, le=4.5)
+    # `linli wechat menu` installs it; a click runs the command, as typing it would.
+    menu: list[WeChatMenuItem] = Field(default_factory=list, max_length=3)
 
     @field_validator("aes_key")
     @classmethod

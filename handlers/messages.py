@@ -143,6 +143,9 @@ class Outgoing:
     image_key: str | None = None
     attachments: tuple[Attachment, ...] = ()
     card: CardRef | None = None
+    # The notification kind it renders (a notice from a use case), for channels that reach
+    # people outside a conversation another way (WeChat's templates).
+    notice: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -158,6 +161,7 @@ class Outgoing:
             image_key=data.get("image_key"),
             attachments=tuple(Attachment(**a) for a in data.get("attachments", ())),
             card=CardRef(**card) if card else None,
+            notice=data.get("notice"),
         )
 
 

@@ -41,7 +41,7 @@ class NoticeKinds:
         """The notice as `reader` reads it, with its actions as their own durable buttons."""
         spec = self.kinds[notice.kind]
         t = notifier.translator_for(reader)
-        message = await spec.render(notifier, t, notice)
+        message = replace(await spec.render(notifier, t, notice), notice=notice.kind)
         if notice.actions:
             assert spec.ticket is not None and notice.subject_id is not None, notice.kind
             options = await notifier.ticket_options(

@@ -131,3 +131,14 @@ def test_admin_grant_department_roles(db_env: dict[str, str]) -> None:
     assert unknown.returncode == 2 and "no department named 'Parks'" in unknown.stderr
     invite = linli("invite", "--building", "Building 1", "--role", "department", env=db_env)
     assert invite.returncode == 2 and "use linli admin grant --department" in invite.stderr
+
+
+def test_admin_names_a_wechat_user_by_openid(db_env: dict[str, str]) -> None:
+    assert linli("init", env=db_env).returncode == 0
+    granted = linli("admin", "grant", "--role", "staff", "--wechat-openid", "o_abc123", env=db_env)
+    assert granted.returncode == 0, granted.stderr
+    listing = linli("admin", "list", env=db_env).stdout
+    line = next(ln for ln in listing.splitlines() if "wechat:o_abc123" in ln)
+    assert line.split("\t")[4] == "staff"
+    revoked = linli("admin", "revoke", "--role", "staff", "--wechat-openid", "o_abc123", env=db_env)
+    assert revoked.returncode == 0 and "revoke staff: person" in revoked.stdout

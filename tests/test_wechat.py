@@ -6,15 +6,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
+import zxingcpp
+from PIL import Image
 from sqlalchemy import func, select
 
 from bot.app import Linli
-from models import Identity, Invite
+from handlers.messages import Outgoing
+from models import Identity, Invite, OutboxMessage, Role
+from services import community, outbox, people
+from services.people import Grant
 from tests.conftest import FakeClock, fresh_linli, settings_for
+from tests.dialog import Dialog
+from tests.images import photo
+from tests.processes import run_linli
+from tests.report_cast import join
 from tests.telegram_harness import invite_code
+from tests.test_reports import report_without_photo, the_report
 from tests.wechat_stub import WeChatStub, sign
 
 AMY = "o_amy_openid"
@@ -151,3 +162,137 @@ async def test_cdata_ends_in_a_reply_survive(bot: Linli, wechat: WeChatStub) -> 
     assert bot.web is not None
     reply = wechat.reply_text(await wechat.post(bot.web, wechat.text(AMY, "/a]]>b")))
     assert reply is not None and "/a]]>b" in reply
+
+
+async def test_outside_the_48_hour_window_a_template_carries_the_notice(
+    db_url: str, clock: FakeClock
+) -> None:
+    now = [time.time()]
+    async with WeChatStub(clock=lambda: now[0]) as wechat:
+        linli = await bot_for(
+            db_url,
+            clock,
+            wechat,
+            LINLI_WECHAT__TEMPLATES='{"report.accepted": "TPL_ACCEPTED"}',
+        )
+        try:
+            assert linli.web is not None
+            await wechat.post(linli.web, wechat.text(AMY, "/help"))
+            async with linli.transaction() as session:
+                amy = await people.by_identity(session, "wechat", AMY)
+                assert amy is not None
+                for kind in ("report.accepted", "report.news"):
+                    message = Outgoing("Your report R-2026-000001 was accepted.", notice=kind)
+                    outbox.enqueue(session, amy.id, message.to_dict(), clock())
+            now[0] += 49 * 3600  # two days later: the customer-service window has closed
+            await linli.dispatcher.run_once()
+            assert [t["template_id"] for t in wechat.templates_sent] == ["TPL_ACCEPTED"]
+            assert wechat.templates_sent[0]["data"]["content"]["value"].startswith("Your report")
+            async with linli.sessions() as session:
+                rows = (
+                    await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+                ).all()
+            # The kind with no template is recorded as undeliverable here, and not retried.
+            assert [(r.status, r.attempts) for r in rows] == [("sent", 1), ("blocked", 1)]
+            assert (
+                rows[1].last_error is not None
+                and "no template for report.news" in rows[1].last_error
+            )
+        finally:
+            await linli.close()
+
+
+async def test_a_photo_report_with_a_spoken_description(bot: Linli, wechat: WeChatStub) -> None:
+    """The photo is downloaded by MediaId through the API; the voice note's recognised text
+    becomes the description, which the summary shows. Answered with digits and words."""
+    assert bot.web is not None
+    code = await invite_code(bot)
+    await wechat.post(bot.web, wechat.event(AMY, "subscribe", f"qrscene_{code}"))
+    await wechat.post(bot.web, wechat.text(AMY, "302"))
+    await wechat.post(bot.web, wechat.text(AMY, "王阿姨"))
+    wechat.media["img-1"] = photo()
+    wechat.media["voice-1"] = b"#!AMR\n" + b"\x00" * 200
+    got = await wechat.post(
+        bot.web, wechat.xml(AMY, MsgType="image", MediaId="img-1", PicUrl="http://x", MsgId=501)
+    )
+    assert "已收到第 1 张照片" in (wechat.reply_text(got) or "")
+    spoken = await wechat.post(
+        bot.web,
+        wechat.xml(
+            AMY,
+            MsgType="voice",
+            MediaId="voice-1",
+            Format="amr",
+            Recognition="楼道灯坏了",
+            MsgId=502,
+        ),
+    )
+    assert "语音" in (wechat.reply_text(spoken) or "")
+    kinds = wechat.reply_text(await wechat.post(bot.web, wechat.text(AMY, "完成")))
+    assert kinds is not None and "1 " in kinds  # the categories, numbered
+    place = wechat.reply_text(await wechat.post(bot.web, wechat.text(AMY, "1")))
+    assert place is not None and "问题在哪里" in place and "发送位置" in place
+    detail = wechat.reply_text(await wechat.post(bot.web, wechat.text(AMY, "1")))
+    assert detail is not None
+    summary = wechat.reply_text(await wechat.post(bot.web, wechat.text(AMY, "跳过")))
+    assert summary is not None and "楼道灯坏了" in summary, summary
+
+
+async def test_the_command_line_makes_invite_qr_codes_and_the_menu(
+    db_url: str, wechat: WeChatStub, tmp_path: Path
+) -> None:
+    env = {"LINLI_DATABASE__URL": db_url, **wechat.env()}
+    await run_linli(env, "init")
+    out = await run_linli(
+        env, "invite", "--building", "Building 2", "--wechat", "--qr", str(tmp_path / "qr.png")
+    )
+    code = out.split("code: ")[1].split()[0]
+    assert f"wechat: http://weixin.qq.com/q/{code}" in out
+    # The QR image encodes WeChat's URL for that scene.
+    decoded = zxingcpp.read_barcodes(Image.open(tmp_path / "qr.png"))
+    assert [d.text for d in decoded] == [f"http://weixin.qq.com/q/{code}"]
+    assert list(wechat.qr_scenes.values()) == [code]
+    out = await run_linli(env, "wechat", "menu")
+    assert out.strip() == "wechat menu: 4 buttons"
+    assert wechat.menu == [
+        {"type": "click", "name": "随手拍", "key": "report"},
+        {
+            "name": "我的",
+            "sub_button": [
+                {"type": "click", "name": "我的上报", "key": "myreports"},
+                {"type": "click", "name": "语言", "key": "language"},
+                {"type": "click", "name": "帮助", "key": "help"},
+            ],
+        },
+    ]
+
+
+async def test_a_menu_click_runs_its_command(bot: Linli, wechat: WeChatStub) -> None:
+    assert bot.web is not None
+    answer = wechat.reply_text(await wechat.post(bot.web, wechat.event(AMY, "CLICK", "help")))
+    assert answer is not None and "您可以使用以下功能" in answer
+
+
+async def test_a_grid_worker_on_wechat_answers_a_dispatch_card_with_digits(
+    bot: Linli, wechat: WeChatStub
+) -> None:
+    """The resident reports in another app; the card reaches the worker on WeChat as a picture
+    and a numbered list, and a digit typed there is the press of its button."""
+    assert bot.web is not None
+    gus = "o_gus_openid"
+    await wechat.post(bot.web, wechat.text(gus, "/help"))
+    async with bot.transaction() as session:
+        worker = await people.by_identity(session, "wechat", gus)
+        grid = await community.grid_by_name(session, "Grid 1")
+        assert worker is not None and grid is not None
+        await people.grant(session, worker.id, Grant(Role.GRID_WORKER, grid_id=grid.id))
+    dialog = Dialog(bot)
+    await join(dialog, "amy")
+    number = await report_without_photo(dialog, "amy", "楼道灯坏了")
+    await bot.dispatcher.drain()
+    card = wechat.texts_to(gus)[-1]
+    assert number in card and "1 接单" in card and "2 转派" in card, card
+    accepted = wechat.reply_text(await wechat.post(bot.web, wechat.text(gus, "1")))
+    assert accepted is not None and "已接单" in accepted
+    assert (await the_report(bot, number)).state == "in_progress"
+    assert "was accepted" in dialog.notices("amy")[-1]

@@ -64,6 +64,9 @@ class WeChatStub:
     media: dict[str, bytes] = field(default_factory=dict)
     followers: dict[str, Follower] = field(default_factory=dict)
     tokens_issued: int = 0
+    templates_sent: list[dict[str, Any]] = field(default_factory=list)
+    qr_scenes: dict[str, str] = field(default_factory=dict)
+    menu: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -74,7 +77,10 @@ class WeChatStub:
                 routes=[
                     Route("/cgi-bin/stable_token", self._stable_token, methods=["POST"]),
                     Route("/cgi-bin/message/custom/send", self._custom_send, methods=["POST"]),
+                    Route("/cgi-bin/message/template/send", self._template, methods=["POST"]),
                     Route("/cgi-bin/media/upload", self._upload, methods=["POST"]),
+                    Route("/cgi-bin/qrcode/create", self._qrcode, methods=["POST"]),
+                    Route("/cgi-bin/menu/create", self._menu, methods=["POST"]),
                     Route("/cgi-bin/media/get", self._media_get, methods=["GET"]),
                 ]
             )
@@ -128,6 +134,40 @@ class WeChatStub:
             return JSONResponse({"errcode": 45047, "errmsg": "out of response count limit"})
         follower.sent_since += 1
         self.sent.append(body)
+        return JSONResponse({"errcode": 0, "errmsg": "ok"})
+
+    async def _template(self, request: Request) -> Response:
+        """Template messages reach followers whenever (that is what they are for)."""
+        body = await request.json()
+        self.calls.append(("template_send", body))
+        if not self._authorised(request):
+            return JSONResponse({"errcode": 40001, "errmsg": "invalid credential"})
+        if str(body.get("touser")) not in self.followers:
+            return JSONResponse({"errcode": 43004, "errmsg": "require subscribe"})
+        self.templates_sent.append(body)
+        return JSONResponse({"errcode": 0, "errmsg": "ok", "msgid": next(self._ids)})
+
+    async def _qrcode(self, request: Request) -> Response:
+        body = await request.json()
+        self.calls.append(("qrcode_create", body))
+        if not self._authorised(request):
+            return JSONResponse({"errcode": 40001, "errmsg": "invalid credential"})
+        scene = body["action_info"]["scene"]["scene_str"]
+        self.qr_scenes[f"t{next(self._ids)}"] = scene
+        return JSONResponse(
+            {
+                "ticket": f"ticket-{scene}",
+                "expire_seconds": body.get("expire_seconds"),
+                "url": f"http://weixin.qq.com/q/{scene}",
+            }
+        )
+
+    async def _menu(self, request: Request) -> Response:
+        body = await request.json()
+        self.calls.append(("menu_create", body))
+        if not self._authorised(request):
+            return JSONResponse({"errcode": 40001, "errmsg": "invalid credential"})
+        self.menu = body["button"]
         return JSONResponse({"errcode": 0, "errmsg": "ok"})
 
     async def _upload(self, request: Request) -> Response:

@@ -51,6 +51,8 @@ TIMESTAMP_WINDOW = 300
 # WeChat shows at most 2048 bytes of text in one message; stay well inside it.
 MAX_TEXT_BYTES = 2000
 SUCCESS = "success"
+# A temporary QR code lives at most 30 days.
+QR_LIFETIME = 30 * 24 * 3600
 # How many keys answered with `success` are remembered, for their retries.
 LATE_KEPT = 10_000
 # Scanning a parametric QR code: "qrscene_<code>" when it subscribes, "<code>" when it doesn't.
@@ -451,9 +453,31 @@ class WeChatChannel:
                     json={"touser": chat_id, "msgtype": "text", "text": {"content": piece}},
                 )
         except WeChatError as exc:
-            if exc.code in (OUTSIDE_WINDOW, NOT_FOLLOWING):
+            if exc.code == OUTSIDE_WINDOW:
+                await self._template(chat_id, message)
+                return
+            if exc.code == NOT_FOLLOWING:
                 raise RecipientBlocked(str(exc)) from exc
             raise
+
+    async def _template(self, chat_id: str, message: Outgoing) -> None:
+        """Outside the 48 h window only a template message reaches the person: the one mapped
+        to this notification kind in bot.toml ([wechat.templates]), with the text as its
+        `content` field. A kind with no template can't be delivered on WeChat: recorded with
+        the reason, not retried."""
+        template = self.settings.templates.get(message.notice or "")
+        if template is None:
+            raise RecipientBlocked(
+                f"outside WeChat's 48 h window and no template for {message.notice or 'a reply'}"
+            )
+        await self.api.call(
+            "/cgi-bin/message/template/send",
+            json={
+                "touser": chat_id,
+                "template_id": template,
+                "data": {"content": {"value": render_text(message)[:200]}},
+            },
+        )
 
     async def _upload(self, key: str) -> str:
         data = await asyncio.to_thread(self.media.get, key)
@@ -464,8 +488,33 @@ class WeChatChannel:
         )
         return str(uploaded["media_id"])
 
+    async def invite_link(self, code: str) -> str:
+        """A parametric QR code whose scene is the invite code (valid 30 days, WeChat's
+        longest for a temporary code): the URL its image encodes."""
+        made = await self.api.call(
+            "/cgi-bin/qrcode/create",
+            json={
+                "expire_seconds": QR_LIFETIME,
+                "action_name": "QR_STR_SCENE",
+                "action_info": {"scene": {"scene_str": code}},
+            },
+        )
+        return str(made["url"])
+
+    async def install_menu(self) -> int:
+        """The account's menu from bot.toml ([[wechat.menu]]): each click runs its command."""
+        buttons = [_menu_button(entry) for entry in self.settings.menu]
+        await self.api.call("/cgi-bin/menu/create", json={"button": buttons})
+        return sum(len(b.get("sub_button", [])) or 1 for b in buttons)
+
     async def fetch(self, ref: FileRef, limit: int) -> bytes:
         return await self.api.download(ref.file_ref, limit)
+
+
+def _menu_button(entry: Any) -> dict[str, Any]:
+    if entry.items:
+        return {"name": entry.name, "sub_button": [_menu_button(i) for i in entry.items]}
+    return {"type": "click", "name": entry.name, "key": entry.command}
 
 
 def _aes_key(encoded: str) -> bytes:

@@ -122,6 +122,11 @@ class ReportFlow(ReviewSteps, Flow):
                 )
             elif media.key not in voices:
                 voices.append(media.key)
+            spoken = " ".join(incoming.text.split())
+            if spoken and not ctx.data.get("description"):
+                # What the platform heard (WeChat's speech recognition) is the description,
+                # so someone who would rather speak than type need not type at all.
+                self._take_description(ctx, spoken)
             self._ask_photos(ctx, ctx._("Voice note kept. Send a photo, or continue."))
             return
         if incoming.kind is Kind.OTHER and incoming.other_kind in (
