@@ -231,7 +231,9 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
         )
         linli.attach(linli.telegram)
     if settings.wechat.enabled:
-        linli.wechat = WeChatChannel(settings.wechat, dialogue.handle, media=reports.storage)
+        linli.wechat = WeChatChannel(
+            settings.wechat, dialogue.handle, media=reports.storage, transaction=store.transaction
+        )
         linli.attach(linli.wechat)
     routes = [media_route(reports.storage)]
     for platform in (linli.telegram, linli.wechat):

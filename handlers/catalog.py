@@ -6,6 +6,7 @@ from handlers.approvals import PendingFlow, decide_registration
 from handlers.engine import FlowRegistry
 from handlers.help import HelpFlow
 from handlers.language import LanguageFlow
+from handlers.linking import LinkFlow
 from handlers.registration_notices import REGISTRATION_NOTICES
 from handlers.reports.lists import MyReportsFlow, QueueFlow
 from handlers.reports.new_report import ReportFlow
@@ -23,6 +24,7 @@ def build_registry(reports: ReportRules) -> FlowRegistry:
     registry.add(StartFlow())
     registry.add(HelpFlow(registry.flows))
     registry.add(LanguageFlow())
+    registry.add(LinkFlow())
     registry.add(PendingFlow())
     registry.on_ticket(REGISTRATION_TICKET, decide_registration)
     registry.notices.update(REGISTRATION_NOTICES)

@@ -6,8 +6,10 @@ from models.chat import CardMessage, ChatMenu
 from models.community import Building, Community, Grid, Household
 from models.conversation import Conversation, ProcessedUpdate
 from models.invite import Invite
+from models.link import LinkCode
 from models.outbox import OutboxMessage
 from models.people import Identity, Person, Role, RoleAssignment
+from models.platform import PlatformToken
 from models.points import PendingAward
 from models.report import Report, ReportEvent, ReportFollower, ReportMedia
 from models.ticket import ActionTicket
@@ -25,9 +27,11 @@ __all__ = [
     "Household",
     "Identity",
     "Invite",
+    "LinkCode",
     "OutboxMessage",
     "PendingAward",
     "Person",
+    "PlatformToken",
     "ProcessedUpdate",
     "Report",
     "ReportEvent",

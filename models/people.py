@@ -34,6 +34,9 @@ class Person(Base):
     household_id: Mapped[int | None] = mapped_column(ForeignKey("household.id"), index=True)
     # visitor (not registered) | pending (waits for the building head) | active | rejected.
     status: Mapped[str] = mapped_column(String(16), default="visitor")
+    # The app they wrote from last (an Identity's channel): someone who linked two apps is
+    # told things where they are now.
+    last_channel: Mapped[str | None] = mapped_column(String(16), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     household: Mapped[Household | None] = relationship()

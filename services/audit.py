@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,10 +17,14 @@ async def record(
     actor_id: int | None = None,
     actor_label: str = "",
     outcome: str = "ok",
+    at: datetime | None = None,
     **detail: Any,
 ) -> None:
+    """`at`: the caller's clock, where the entry is counted against it later (by default the
+    time of writing)."""
     session.add(
         AuditEntry(
+            at=at or datetime.now(UTC),
             action=action,
             actor_id=actor_id,
             actor_label=actor_label,

@@ -108,9 +108,12 @@ async def claim(
     for row in rows:
         # sent_at doubles as the claim time while the row is "sending".
         row.status, row.sent_at, row.attempts = "sending", now, row.attempts + 1
-        identities: list[Identity] = [
-            i for i in people[row.person_id].identities if i.private_chat_id is not None
-        ]
+        person = people[row.person_id]
+        # The app they wrote from last first; the others if that one can't reach them.
+        identities: list[Identity] = sorted(
+            (i for i in person.identities if i.private_chat_id is not None),
+            key=lambda i: (i.channel != person.last_channel, i.id),
+        )
         deliveries.append(
             Delivery(
                 row.id,

@@ -67,7 +67,7 @@ class RoleSet:
         )
 
 
-_FIELDS = ("id", "display_name", "locale", "status", "household_id")
+_FIELDS = ("id", "display_name", "locale", "status", "household_id", "last_channel")
 
 
 class PersonRecord:
@@ -83,6 +83,7 @@ class PersonRecord:
     locale: str | None
     status: str
     household_id: int | None
+    last_channel: str | None
 
     def __init__(
         self,
@@ -91,9 +92,10 @@ class PersonRecord:
         locale: str | None,
         status: str,
         household_id: int | None,
+        last_channel: str | None = None,
     ) -> None:
         for name, value in zip(
-            _FIELDS, (id, display_name, locale, status, household_id), strict=True
+            _FIELDS, (id, display_name, locale, status, household_id, last_channel), strict=True
         ):
             object.__setattr__(self, name, value)
         object.__setattr__(self, "_changes", {})
@@ -126,6 +128,7 @@ _PERSON_COLUMNS = (
     Person.locale,
     Person.status,
     Person.household_id,
+    Person.last_channel,
 )
 _PERSON_TABLE = Person.__table__
 _UPDATE_PERSON = update(_PERSON_TABLE).where(_PERSON_TABLE.c.id == bindparam("person_id"))
@@ -188,6 +191,9 @@ async def arrive(
         found = _find(connection, channel, external_id, chat_id, profile)
         if found is None:
             return Arrival(_create(connection, channel, external_id, profile), None)
+        # Notices go to the app written from last (services/outbox.py), for people with two;
+        # written only when it changes.
+        found[0].last_channel = channel
         return Arrival(*found)
 
     return await session.run_sync(run)
@@ -202,7 +208,7 @@ async def peek(
     row = (await session.execute(_ARRIVAL, params)).first()
     if row is None:
         return None
-    return row[0], conversations.from_columns(row[8:])
+    return row[0], conversations.from_columns(row[_CONVERSATION_AT:])
 
 
 # Built once: this runs for every update, and building a select costs more than running it.
@@ -230,6 +236,11 @@ _ARRIVAL = (
 )
 
 
+# Where the identity's and the conversation's columns start in an _ARRIVAL row.
+_IDENTITY_AT = len(_PERSON_COLUMNS)
+_CONVERSATION_AT = _IDENTITY_AT + 3
+
+
 @dataclass(frozen=True)
 class Profile:
     """What a platform tells us about someone, kept when we first meet them."""
@@ -247,8 +258,8 @@ def _find(
     row = connection.execute(_ARRIVAL, params).first()
     if row is None:
         return None
-    person = PersonRecord(*row[:5])
-    identity_id, known_chat, known_username = row[5:8]
+    person = PersonRecord(*row[:_IDENTITY_AT])
+    identity_id, known_chat, known_username = row[_IDENTITY_AT:_CONVERSATION_AT]
     changes: dict[str, str] = {}
     if profile.private_chat_id and known_chat != profile.private_chat_id:
         changes["private_chat_id"] = profile.private_chat_id
@@ -261,7 +272,7 @@ def _find(
     # Someone `linli admin grant` created before they ever wrote has no language yet.
     if profile.locale and person.locale is None:
         person.locale = profile.locale
-    return person, conversations.from_columns(row[8:])
+    return person, conversations.from_columns(row[_CONVERSATION_AT:])
 
 
 def _create(
@@ -273,10 +284,13 @@ def _create(
             "display_name": profile.display_name[:200],
             "locale": profile.locale,
             "status": "visitor",
+            "last_channel": channel,
             "created_at": datetime.now(UTC),
         },
     ).one()
-    person = PersonRecord(row.id, row.display_name, row.locale, row.status, row.household_id)
+    person = PersonRecord(
+        row.id, row.display_name, row.locale, row.status, row.household_id, row.last_channel
+    )
     inserted = insert_ignoring(
         connection,
         Identity.__table__,  # type: ignore[arg-type]

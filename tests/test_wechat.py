@@ -295,4 +295,5 @@ async def test_a_grid_worker_on_wechat_answers_a_dispatch_card_with_digits(
     accepted = wechat.reply_text(await wechat.post(bot.web, wechat.text(gus, "1")))
     assert accepted is not None and "已接单" in accepted
     assert (await the_report(bot, number)).state == "in_progress"
+    await bot.dispatcher.drain()  # the reporter's notice leaves after the worker's commit
     assert "was accepted" in dialog.notices("amy")[-1]

@@ -9,6 +9,7 @@ within 48 hours of the person's last message and at most 5 per message of theirs
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import itertools
@@ -67,6 +68,10 @@ class WeChatStub:
     templates_sent: list[dict[str, Any]] = field(default_factory=list)
     qr_scenes: dict[str, str] = field(default_factory=dict)
     menu: list[dict[str, Any]] = field(default_factory=list)
+    # While set, a token request waits for it (`token_asked` says one is waiting): a test
+    # holds a refresher in the middle of its fetch this way.
+    token_gate: asyncio.Event | None = None
+    token_asked: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -109,6 +114,10 @@ class WeChatStub:
 
     # ------------------------------------------------------------------ API side
 
+    def expire_token(self) -> None:
+        """The token runs out: calls with it get 40001, the next fetch gets a new one."""
+        self._token = None
+
     def _authorised(self, request: Request) -> bool:
         return self._token is not None and request.query_params.get("access_token") == self._token
 
@@ -117,6 +126,9 @@ class WeChatStub:
         self.calls.append(("stable_token", body))
         if (body.get("appid"), body.get("secret")) != (self.appid, self.secret):
             return JSONResponse({"errcode": 40125, "errmsg": "invalid appsecret"})
+        self.token_asked.set()
+        if self.token_gate is not None:
+            await self.token_gate.wait()
         if self._token is None or body.get("force_refresh"):
             self._token = secrets.token_hex(16)
             self.tokens_issued += 1
@@ -189,6 +201,11 @@ class WeChatStub:
             return JSONResponse({"errcode": 40007, "errmsg": "invalid media_id"})
         return Response(data, media_type="image/jpeg")
 
+    def follow(self, openid: str) -> None:
+        """A message (or event) from the person opens the 48 h window and resets the quota."""
+        follower = self.followers.setdefault(openid, Follower(openid))
+        follower.last_message_at, follower.sent_since = self.clock(), 0
+
     def texts_to(self, openid: str) -> list[str]:
         return [m["text"]["content"] for m in self.sent if m["touser"] == openid and "text" in m]
 
@@ -224,9 +241,7 @@ class WeChatStub:
         """POST a callback as WeChat does: signed, and in safe mode encrypted for `appid`."""
         openid = _sender(body)
         if openid:
-            # A message (or event) from the person opens the 48 h window and resets the quota.
-            follower = self.followers.setdefault(openid, Follower(openid))
-            follower.last_message_at, follower.sent_since = self.clock(), 0
+            self.follow(openid)
         stamp = str(timestamp if timestamp is not None else int(self.clock()))
         nonce = secrets.token_hex(5)
         params = {"timestamp": stamp, "nonce": nonce, "openid": openid or ""}

@@ -13,11 +13,13 @@ import hashlib
 import hmac
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 import xmltodict
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
@@ -38,7 +40,9 @@ from handlers.messages import (
     numbered,
 )
 from handlers.reports.intake import FileTooBig
+from services import cards, platform_tokens
 from services.media import MediaStorage
+from services.sql import Transaction
 
 log = logging.getLogger("linli.wechat")
 
@@ -59,11 +63,18 @@ LATE_KEPT = 10_000
 SCENE_PREFIX = "qrscene_"
 # Errors that mean the cached access token is no good: refresh once, then retry.
 STALE_TOKEN = {40001, 42001, 40014}
+# The token fetch may hold the token's row locked: it must not hang.
+TOKEN_TIMEOUT = 5.0
 OUTSIDE_WINDOW = 45015
+OUT_OF_QUOTA = 45047
 NOT_FOLLOWING = 43004
 
 Handle = Callable[[Incoming], Awaitable[Reply]]
 Clock = Callable[[], float]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class BadCallback(Exception):
@@ -176,34 +187,50 @@ def to_incoming(msg: dict[str, Any]) -> Incoming | None:
     return Incoming(kind=Kind.OTHER, other_kind=kind, **base)
 
 
-@dataclass
-class _Token:
-    value: str
-    expires_at: float
-
-
 class WeChatApi:
-    """The outbound calls, on an async client, with the access token cached and refreshed."""
+    """The outbound calls, on an async client, with the access token shared through the
+    database (services/platform_tokens.py) and kept in memory until it is due."""
 
-    def __init__(self, settings: WeChatSettings, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        settings: WeChatSettings,
+        transaction: Transaction,
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
         self.settings = settings
-        self.clock = clock
+        self.transaction = transaction
+        self.now = now
         self.http = httpx.AsyncClient(base_url=settings.api_base_url, timeout=10.0)
-        self._token: _Token | None = None
+        self.name = f"wechat:{settings.appid}"
+        self._token: platform_tokens.Token | None = None
         self._lock = asyncio.Lock()
+        self.fetches = 0  # how many tokens this process fetched (tests, logs)
 
     async def close(self) -> None:
         await self.http.aclose()
 
-    async def token(self, *, force: bool = False) -> str:
-        async with self._lock:
-            if force or self._token is None or self._token.expires_at <= self.clock():
-                self._token = await self._fetch_token(force_refresh=force)
-            return self._token.value
+    async def token(self, *, refused: str | None = None) -> str:
+        """A token to call with: `refused` is the one WeChat just called stale, so any other
+        valid token will do, and only when none is stored does this process fetch one."""
+        cached = self._token
+        if cached is not None and cached.usable(self.now(), not_this=refused):
+            return cached.value
+        async with self._lock:  # one refresher per process...
+            async with self.transaction() as session:
+                stored = await platform_tokens.read(session, self.name)
+            if stored is None or not stored.usable(self.now(), not_this=refused):
+                async with self.transaction() as session:  # ...and one among processes
+                    stored = await platform_tokens.lock(session, self.name)
+                    if not stored.usable(self.now(), not_this=refused):
+                        stored = await self._fetch_token(force_refresh=refused is not None)
+                        await platform_tokens.store(session, self.name, stored, self.now())
+            self._token = stored
+            return stored.value
 
-    async def _fetch_token(self, *, force_refresh: bool) -> _Token:
-        # stable_token: the same token for every caller until it expires, so a second process
-        # fetching does not cut the first one off.
+    async def _fetch_token(self, *, force_refresh: bool) -> platform_tokens.Token:
+        # stable_token: the same token for every caller until it expires, so a second fetch
+        # does not cut off whoever still holds the first one.
+        self.fetches += 1
         data = await self._json(
             "POST",
             "/cgi-bin/stable_token",
@@ -213,10 +240,14 @@ class WeChatApi:
                 "secret": self.settings.secret,
                 "force_refresh": force_refresh,
             },
+            timeout=TOKEN_TIMEOUT,
         )
         # Refreshed five minutes early: a token that runs out mid-call costs a retry.
         lifetime = float(data.get("expires_in", 7200)) - 300
-        return _Token(str(data["access_token"]), self.clock() + max(lifetime, 60))
+        log.info("wechat access token fetched (refresh=%s)", force_refresh)
+        return platform_tokens.Token(
+            str(data["access_token"]), self.now() + timedelta(seconds=max(lifetime, 60))
+        )
 
     async def _json(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
         try:
@@ -235,30 +266,78 @@ class WeChatApi:
         self, path: str, *, params: dict[str, str] | None = None, **kw: Any
     ) -> dict[str, Any]:
         """An API call with the access token; a stale token is refreshed once."""
-        for attempt in (1, 2):
-            token = await self.token(force=attempt == 2)
-            query = {**(params or {}), "access_token": token}
-            try:
-                return await self._json("POST", path, params=query, **kw)
-            except WeChatError as exc:
-                if exc.code not in STALE_TOKEN or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        token = await self.token()
+        try:
+            return await self._json(
+                "POST", path, params={**(params or {}), "access_token": token}, **kw
+            )
+        except WeChatError as exc:
+            if exc.code not in STALE_TOKEN:
+                raise
+        token = await self.token(refused=token)
+        return await self._json(
+            "POST", path, params={**(params or {}), "access_token": token}, **kw
+        )
 
     async def download(self, media_id: str, limit: int) -> bytes:
         token = await self.token()
+        try:
+            return await self._download(media_id, limit, token)
+        except WeChatError as exc:
+            if exc.code not in STALE_TOKEN:
+                raise
+        return await self._download(media_id, limit, await self.token(refused=token))
+
+    async def _download(self, media_id: str, limit: int, token: str) -> bytes:
         async with self.http.stream(
             "GET", "/cgi-bin/media/get", params={"access_token": token, "media_id": media_id}
         ) as response:
             if response.headers.get("content-type", "").startswith(("application/json", "text")):
-                data = await response.aread()
-                raise WeChatError(-1, f"no media {media_id}: {data[:200]!r}")
+                # An error comes as JSON instead of the file.
+                try:
+                    data = orjson.loads(await response.aread())
+                    code = int(data.get("errcode") or -1)
+                except (ValueError, TypeError, AttributeError):
+                    code = -1
+                raise WeChatError(code, f"no media {media_id}")
             body = bytearray()
             async for chunk in response.aiter_bytes():
                 body += chunk
                 if len(body) > limit:
                     raise FileTooBig(len(body))
             return bytes(body)
+
+
+class ServiceWindow:
+    """What this process knows of each follower's customer-service window: it opens for
+    `hours` when they write and takes `quota` messages until they write again (WeChat's rules).
+    Only a hint that saves calls bound to fail: WeChat's 45015 and 45047 are what count, and a
+    follower this process has not heard from is tried."""
+
+    def __init__(self, seconds: float, quota: int, clock: Clock, kept: int = 50_000) -> None:
+        self.seconds, self.quota, self.clock, self.kept = seconds, quota, clock, kept
+        self._followers: OrderedDict[str, list[float]] = OrderedDict()
+
+    def open(self, openid: str) -> None:
+        self._followers[openid] = [self.clock(), 0]
+        self._followers.move_to_end(openid)
+        while len(self._followers) > self.kept:
+            self._followers.popitem(last=False)
+
+    def allows(self, openid: str, messages: int) -> bool:
+        known = self._followers.get(openid)
+        if known is None:
+            return True
+        opened, spent = known
+        return self.clock() - opened < self.seconds and spent + messages <= self.quota
+
+    def spend(self, openid: str) -> None:
+        known = self._followers.get(openid)
+        if known is not None:
+            known[1] += 1
+
+    def close(self, openid: str) -> None:
+        self._followers[openid] = [self.clock(), float(self.quota)]
 
 
 class WeChatChannel:
@@ -274,13 +353,16 @@ class WeChatChannel:
         handle: Handle,
         *,
         media: MediaStorage,
+        transaction: Transaction,
         clock: Clock = time.time,
     ) -> None:
         self.settings = settings
         self.handle = handle
         self.media = media
         self.clock = clock
-        self.api = WeChatApi(settings)
+        self.transaction = transaction
+        self.api = WeChatApi(settings, transaction)
+        self.window = ServiceWindow(settings.window_hours * 3600, settings.window_quota, clock)
         self.crypto = PrpCrypto(_aes_key(settings.aes_key)) if settings.mode != "plain" else None
         # Callbacks being handled, by update key: WeChat retries one it got no answer to, and
         # the retry must neither start it again nor lose its reply.
@@ -327,6 +409,8 @@ class WeChatChannel:
         incoming = to_incoming(message)
         if incoming is None:
             return PlainTextResponse(SUCCESS)
+        if incoming.chat.private:
+            self.window.open(incoming.chat.chat_id)
         return await self._answer(request, incoming)
 
     async def _read(self, request: Request) -> dict[str, Any]:
@@ -439,26 +523,60 @@ class WeChatChannel:
 
     async def send(self, chat_id: str, message: Outgoing) -> None:
         """Customer-service messages: a picture as an image message, then the text (with the
-        options as a numbered list) in as many pieces as it takes."""
+        options as a numbered list) in as many pieces as it takes. Outside the window or the
+        quota, as far as this process knows or WeChat says, a template message instead.
+
+        WeChat can't edit a message, so an updated card is a new message, and only when it is
+        worth one: its picture is sent once, and a card whose text did not change is not sent
+        again."""
+        text = render_text(message)
+        shown = await self._card_shown(chat_id, message)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+        if shown is not None and shown.message_id == digest:
+            log.info("wechat card unchanged, not sent again chat=%s", chat_id)
+            return
+        image = message.image_key if shown is None or not shown.has_image else None
+        pieces = split_text(text)
+        if not self.window.allows(chat_id, len(pieces) + (image is not None)):
+            await self._template(chat_id, message)
+            return
         try:
-            if message.image_key:
-                media_id = await self._upload(message.image_key)
-                await self.api.call(
-                    "/cgi-bin/message/custom/send",
-                    json={"touser": chat_id, "msgtype": "image", "image": {"media_id": media_id}},
-                )
-            for piece in split_text(render_text(message)):
-                await self.api.call(
-                    "/cgi-bin/message/custom/send",
-                    json={"touser": chat_id, "msgtype": "text", "text": {"content": piece}},
-                )
+            if image:
+                media_id = await self._upload(image)
+                await self._custom(chat_id, {"msgtype": "image", "image": {"media_id": media_id}})
+            for piece in pieces:
+                await self._custom(chat_id, {"msgtype": "text", "text": {"content": piece}})
         except WeChatError as exc:
-            if exc.code == OUTSIDE_WINDOW:
+            if exc.code in (OUTSIDE_WINDOW, OUT_OF_QUOTA):
+                self.window.close(chat_id)
                 await self._template(chat_id, message)
                 return
             if exc.code == NOT_FOLLOWING:
                 raise RecipientBlocked(str(exc)) from exc
             raise
+        if message.card is not None:
+            async with self.transaction() as session:
+                await cards.remember(
+                    session,
+                    CHANNEL,
+                    chat_id,
+                    message.card.kind,
+                    message.card.subject,
+                    cards.Shown(digest, image is not None or bool(shown and shown.has_image)),
+                    self.api.now(),
+                )
+
+    async def _custom(self, chat_id: str, body: dict[str, Any]) -> None:
+        await self.api.call("/cgi-bin/message/custom/send", json={"touser": chat_id, **body})
+        self.window.spend(chat_id)
+
+    async def _card_shown(self, chat_id: str, message: Outgoing) -> cards.Shown | None:
+        if message.card is None:
+            return None
+        async with self.transaction() as session:
+            return await cards.find(
+                session, CHANNEL, chat_id, message.card.kind, message.card.subject
+            )
 
     async def _template(self, chat_id: str, message: Outgoing) -> None:
         """Outside the 48 h window only a template message reaches the person: the one mapped
