@@ -128,7 +128,7 @@ async def test_a_card_waits_for_its_persons_console_and_is_answered_with_a_digit
             await wang.expect("Report R-2026-000001")
             await wang.expect("Description: The stairwell door on floor 3 does not close")
             await wang.choose("Accept")
-            await wang.expect("Accepted. When you have news, use the buttons:")
+            await wang.expect("Accepted. When you have news, choose below:")
             await wang.expect("Status: in progress")
             wang_saw = await wang.finish()
 

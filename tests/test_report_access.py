@@ -95,7 +95,7 @@ async def test_only_an_open_report_about_the_same_place_can_be_the_original(
         refused = await dialog.say("gus", number)
         assert (
             f"{number} is not an open report about the same place, so it cannot be the original "
-            f"of {marked}. Choose one of the buttons, or type another number."
+            f"of {marked}. Choose one from the list, or type another number."
         ) in texts(refused)
     # Nothing changed: Bob follows none of them, and his report is still assigned.
     bob = await person_id(linli, "bob")

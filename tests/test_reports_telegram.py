@@ -124,7 +124,7 @@ async def test_bad_image_and_redelivered_photo_over_telegram(bot: Linli, stub: B
     await stub.wait_for_message(amy.id, contains="Photo 1 of 4 received", after=mark)
     await stub.wait_idle()
     replies = [t for t in amy.texts() if "received" in t]
-    assert replies == ["Photo 1 of 4 received. Send another, or press “Done, continue”."]
+    assert replies == ["Photo 1 of 4 received. Send another, or choose “Done, continue”."]
 
 
 async def staffed(bot: Linli, user: TelegramUser, role: Role) -> None:

@@ -4,6 +4,7 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -102,6 +103,74 @@ async def test_a_retried_message_is_handled_once(bot: Linli, wechat: WeChatStub)
     async with bot.sessions() as session:
         uses = await session.scalar(select(Invite.uses).where(Invite.code == code))
     assert uses == 1
+
+
+async def registered(linli: Linli, wechat: WeChatStub, openid: str = AMY) -> None:
+    assert linli.web is not None
+    code = await invite_code(linli)
+    await wechat.post(linli.web, wechat.event(openid, "subscribe", f"qrscene_{code}"))
+    await wechat.post(linli.web, wechat.text(openid, "302"))
+    await wechat.post(linli.web, wechat.text(openid, "王阿姨"))
+
+
+async def test_a_retried_message_is_processed_once_across_a_restart(
+    db_url: str, clock: FakeClock, wechat: WeChatStub
+) -> None:
+    """A photo: processing it twice would count it twice in the draft."""
+    wechat.media["p1"] = photo()
+    wechat.media["p2"] = photo(640, 480)
+    first_photo = wechat.xml(AMY, MsgType="image", MediaId="p1", PicUrl="http://x", MsgId=77)
+    first = await bot_for(db_url, clock, wechat)
+    try:
+        await registered(first, wechat)
+        assert first.web is not None
+        got = wechat.reply_text(await wechat.post(first.web, first_photo))
+        assert got is not None and "已收到第 1 张照片" in got
+    finally:
+        await first.close()
+    # WeChat retries the same message after the process restarted.
+    second = await bot_for(db_url, clock, wechat)
+    try:
+        assert second.web is not None
+        again = await wechat.post(second.web, first_photo)
+        # Its reply may not have gone out: it may come again; nothing runs twice.
+        assert wechat.reply_text(again) in (None, got)
+        assert [c[1]["media_id"] for c in wechat.calls if c[0] == "media_get"] == ["p1"]
+        another = wechat.xml(AMY, MsgType="image", MediaId="p2", PicUrl="http://x", MsgId=78)
+        counted = wechat.reply_text(await wechat.post(second.web, another))
+        assert counted is not None and "已收到第 2 张照片" in counted
+    finally:
+        await second.close()
+
+
+async def test_a_slow_large_image_is_answered_in_time_and_its_reply_follows(
+    db_url: str, clock: FakeClock, wechat: WeChatStub
+) -> None:
+    """The download of a 12-megapixel photo is held back: WeChat gets `success` within the
+    budget, its retries of the same message neither start the work again nor lose the
+    reply, which goes out through the customer-service API once the photo is in."""
+    linli = await bot_for(db_url, clock, wechat, LINLI_WECHAT__REPLY_BUDGET_SECONDS="0.2")
+    try:
+        await registered(linli, wechat)
+        assert linli.web is not None and linli.wechat is not None
+        wechat.media["big"] = photo(4000, 3000)
+        wechat.media_gate = asyncio.Event()
+        image = wechat.xml(AMY, MsgType="image", MediaId="big", PicUrl="http://x", MsgId=88)
+        assert (await wechat.post(linli.web, image)).text == "success"
+        assert (await wechat.post(linli.web, image)).text == "success"  # WeChat's retry
+        assert not any("已收到第 1 张照片" in t for t in wechat.texts_to(AMY))
+        wechat.media_gate.set()
+        await linli.wechat.drain()
+        assert [c for c in wechat.calls if c[0] == "media_get"] == [
+            ("media_get", {"media_id": "big"})
+        ]
+        assert sum("已收到第 1 张照片" in t for t in wechat.texts_to(AMY)) == 1
+        # A retry after the work is done changes nothing and sends nothing more.
+        assert (await wechat.post(linli.web, image)).text == "success"
+        await linli.wechat.drain()
+        assert sum("已收到第 1 张照片" in t for t in wechat.texts_to(AMY)) == 1
+    finally:
+        await linli.close()
 
 
 async def test_a_slow_reply_goes_out_through_the_customer_service_api(
@@ -286,7 +355,7 @@ async def test_a_grid_worker_on_wechat_answers_a_dispatch_card_with_digits(
         grid = await community.grid_by_name(session, "Grid 1")
         assert worker is not None and grid is not None
         await people.grant(session, worker.id, Grant(Role.GRID_WORKER, grid_id=grid.id))
-    dialog = Dialog(bot)
+    dialog = Dialog(bot, "telegram")  # the resident reports from Telegram
     await join(dialog, "amy")
     number = await report_without_photo(dialog, "amy", "楼道灯坏了")
     await bot.dispatcher.drain()

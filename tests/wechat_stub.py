@@ -72,6 +72,8 @@ class WeChatStub:
     # holds a refresher in the middle of its fetch this way.
     token_gate: asyncio.Event | None = None
     token_asked: asyncio.Event = field(default_factory=asyncio.Event)
+    # The same for media downloads: a slow download (a large image on a slow link).
+    media_gate: asyncio.Event | None = None
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -196,6 +198,9 @@ class WeChatStub:
     async def _media_get(self, request: Request) -> Response:
         if not self._authorised(request):
             return JSONResponse({"errcode": 40001, "errmsg": "invalid credential"})
+        self.calls.append(("media_get", {"media_id": request.query_params.get("media_id")}))
+        if self.media_gate is not None:
+            await self.media_gate.wait()
         data = self.media.get(request.query_params.get("media_id", ""))
         if data is None:
             return JSONResponse({"errcode": 40007, "errmsg": "invalid media_id"})

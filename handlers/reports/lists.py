@@ -60,7 +60,7 @@ class MyReportsFlow(Flow):
         report = await store.get(ctx.session, int(ctx.choice)) if ctx.choice else None
         if report is None:
             ctx.finish()
-            ctx.say(ctx._("Press one of the report numbers above, or send /cancel."))
+            ctx.say(ctx._("Choose one of the reports above, or send /cancel."))
             return
         place = await cards.where(ctx.notifier, ctx.t, report)
         lines = cards.details(ctx.t, self.rules, report, place)
@@ -129,7 +129,7 @@ class QueueFlow(Flow):
             else None
         )
         if report is None:
-            ctx.say(ctx._("Press one of the buttons above, or send /cancel."))
+            ctx.say(ctx._("Choose one of the options above, or send /cancel."))
             return
         ctx.finish()
         await ctx.deliver([await notices.queue_card(ctx.session, ctx.person.id, report)])

@@ -108,7 +108,7 @@ class ReportFlow(ReviewSteps, Flow):
             self._ask_photos(
                 ctx,
                 ctx._(
-                    "Photo {n} of {max} received. Send another, or press “Done, continue”."
+                    "Photo {n} of {max} received. Send another, or choose “Done, continue”."
                 ).format(n=len(photos), max=self.rules.max_photos),
             )
             return
@@ -144,7 +144,7 @@ class ReportFlow(ReviewSteps, Flow):
                 return
             await self._next(ctx, "category")
             return
-        self._ask_photos(ctx, ctx._("Please send a photo, or press a button below."))
+        self._ask_photos(ctx, ctx._("Please send a photo, or choose below."))
 
     # ------------------------------------------------------------------ category
 
@@ -222,7 +222,7 @@ class ReportFlow(ReviewSteps, Flow):
             "detail",
             ctx._(
                 "Anything that helps find it, for example “stairwell, 3rd floor”? "
-                "Type it, or press Skip."
+                "Type it, or choose Skip."
             ),
             options=[(ctx._("Skip"), "skip")],
         )

@@ -30,7 +30,7 @@ CARD_HEADLINES = {
     "escalated": N_("Escalated to you — please take this report in hand:"),
     "passed": N_("A colleague passed this report to you: {note}"),
     "handed_on": N_("This report was passed to you, as its previous handler no longer handles it:"),
-    "accepted": N_("Accepted. When you have news, use the buttons:"),
+    "accepted": N_("Accepted. When you have news, choose below:"),
     "news_sent": N_("Sent to the resident. Next:"),
     "queue": N_("Report {number}:"),
 }

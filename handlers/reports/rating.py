@@ -66,7 +66,7 @@ class RatingFlow(Flow):
             "comment",
             text.format(number=report.number)
             + "\n"
-            + ctx._("Would you like to add a comment? Type it, or press Skip."),
+            + ctx._("Would you like to add a comment? Type it, or choose Skip."),
             options=[(ctx._("Skip"), "skip")],
             data={"report_id": report.id},
         )
@@ -77,7 +77,7 @@ class RatingFlow(Flow):
             ctx.say(ctx._("Thank you."))
             return
         if ctx.incoming.kind is not Kind.TEXT or ctx.choice is not None:
-            ctx.say(ctx._("Please type your comment, or press Skip."))
+            ctx.say(ctx._("Please type your comment, or choose Skip."))
             return
         text = " ".join(ctx.incoming.text.split())
         if len(text) > COMMENT_LIMIT:

@@ -147,7 +147,7 @@ class WorkFlow(Flow):
 
     async def step_reassign_to(self, ctx: Context) -> None:
         if ctx.choice is None:
-            ctx.say(ctx._("Please choose someone with the buttons, or send /cancel."))
+            ctx.say(ctx._("Please choose someone from the list, or send /cancel."))
             return
         level, _, person_id = ctx.choice.partition(":")
         ctx.ask(
@@ -204,7 +204,7 @@ class WorkFlow(Flow):
             ctx.say(
                 ctx._(
                     "{original} is not an open report about the same place, so it cannot be the "
-                    "original of {number}. Choose one of the buttons, or type another number."
+                    "original of {number}. Choose one from the list, or type another number."
                 ).format(original=original.number, number=report.number)
             )
             return
@@ -233,7 +233,7 @@ class WorkFlow(Flow):
             after = {"key": media.key, "thumb": media.thumb_key, "phash": media.phash}
             ctx.ask(NAME, "note", self._resolve_prompt(ctx), data={"after": after})
             return
-        ctx.say(ctx._("Please send a photo, or press “No photo possible”."))
+        ctx.say(ctx._("Please send a photo, or choose “No photo possible”."))
 
     def _resolve_prompt(self, ctx: Context) -> str:
         return ctx._("What was done? The resident will read it and be asked to rate the fix.")
