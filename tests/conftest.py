@@ -21,6 +21,7 @@ from bot.config import Settings, load_settings
 from bot.database import create_engine, migrate
 from models import Base
 from tests.telegram_stub import BotApiStub
+from tests.wechat_stub import WeChatStub
 
 ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -125,6 +126,30 @@ async def stub() -> AsyncIterator[BotApiStub]:
     """The Telegram Bot API, played by tests/telegram_stub.py over real HTTP."""
     async with BotApiStub() as running:
         yield running
+
+
+@pytest.fixture
+async def wechat() -> AsyncIterator[WeChatStub]:
+    """A WeChat Official Account, played by tests/wechat_stub.py: its API over real HTTP, its
+    callbacks signed and encrypted."""
+    async with WeChatStub() as running:
+        yield running
+
+
+@pytest.fixture
+def wechat_settings() -> dict[str, str]:
+    """Extra LINLI_… settings for `wechat_bot`; a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
+async def wechat_bot(
+    db_url: str, clock: FakeClock, wechat: WeChatStub, wechat_settings: dict[str, str]
+) -> AsyncIterator[Linli]:
+    """Linli serving the stub's account at /wechat."""
+    app = await fresh_linli(settings_for(db_url, **wechat.env(), **wechat_settings), clock)
+    yield app
+    await app.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ the race on one code runs on PostgreSQL with its interleaving forced."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import func, select
@@ -15,26 +14,13 @@ from handlers.messages import Outgoing
 from models import Identity, Person, Role
 from services import outbox, people
 from services.people import Grant
-from tests.conftest import FakeClock, fresh_linli, settings_for
+from tests.conftest import FakeClock
 from tests.dialog import Dialog, texts
 from tests.races import Blocker
 from tests.report_cast import join
 from tests.wechat_stub import WeChatStub
 
 AMY = "o_amy_openid"
-
-
-@pytest.fixture
-async def wechat() -> AsyncIterator[WeChatStub]:
-    async with WeChatStub() as stub:
-        yield stub
-
-
-@pytest.fixture
-async def bot(db_url: str, clock: FakeClock, wechat: WeChatStub) -> AsyncIterator[Linli]:
-    linli = await fresh_linli(settings_for(db_url, **wechat.env()), clock)
-    yield linli
-    await linli.close()
 
 
 def code_in(text: str) -> str:
@@ -62,72 +48,78 @@ async def head_count(linli: Linli) -> int:
 
 
 async def test_a_telegram_resident_links_wechat_and_is_one_person(
-    bot: Linli, wechat: WeChatStub
+    wechat_bot: Linli, wechat: WeChatStub
 ) -> None:
     """In Chinese on WeChat (it tells us no language), in English on Telegram."""
-    assert bot.web is not None
-    telegram = Dialog(bot, "telegram")
+    assert wechat_bot.web is not None
+    telegram = Dialog(wechat_bot, "telegram")
     await join(telegram, "amy")
-    amy = await person_of(bot, "telegram", "amy")
-    async with bot.transaction() as session:
+    amy = await person_of(wechat_bot, "telegram", "amy")
+    async with wechat_bot.transaction() as session:
         await people.grant(session, amy.id, Grant(Role.STAFF))
     code = await get_code(telegram, "amy")
 
     # A stranger to us on WeChat: one more person, for now.
-    asked = wechat.reply_text(await wechat.post(bot.web, wechat.text(AMY, "/link")))
+    asked = wechat.reply_text(await wechat.post(wechat_bot.web, wechat.text(AMY, "/link")))
     assert asked is not None and "1 获取关联码" in asked and "2 我有另一个应用给的关联码" in asked
-    assert await head_count(bot) == 2
-    typed = wechat.reply_text(await wechat.post(bot.web, wechat.text(AMY, "2")))
+    assert await head_count(wechat_bot) == 2
+    typed = wechat.reply_text(await wechat.post(wechat_bot.web, wechat.text(AMY, "2")))
     assert typed is not None and "8 位关联码" in typed
-    done = wechat.reply_text(await wechat.post(bot.web, wechat.text(AMY, code)))
+    done = wechat.reply_text(await wechat.post(wechat_bot.web, wechat.text(AMY, code)))
     assert done is not None and "Telegram和微信" in done and "同一个人" in done
 
     # One person: the WeChat identity is Amy's, with her home and roles; the stranger is gone.
-    assert (await person_of(bot, "wechat", AMY)).id == amy.id
-    assert await head_count(bot) == 1
-    async with bot.sessions() as session:
+    assert (await person_of(wechat_bot, "wechat", AMY)).id == amy.id
+    assert await head_count(wechat_bot) == 1
+    async with wechat_bot.sessions() as session:
         roles = await people.roles_of(session, amy.id)
     assert roles.is_staff
-    welcome = wechat.reply_text(await wechat.post(bot.web, wechat.text(AMY, "/start")))
+    welcome = wechat.reply_text(await wechat.post(wechat_bot.web, wechat.text(AMY, "/start")))
     # Her language is the one she chose on Telegram.
     assert welcome is not None and "You are registered in Building 2, room 302" in welcome
 
     # Notifications go to the app she used last: WeChat now...
-    async with bot.transaction() as session:
+    async with wechat_bot.transaction() as session:
         outbox.enqueue(
-            session, amy.id, Outgoing("Your report was accepted.").to_dict(), bot.dialogue.clock()
+            session,
+            amy.id,
+            Outgoing("Your report was accepted.").to_dict(),
+            wechat_bot.dialogue.clock(),
         )
-    await bot.dispatcher.run_once()
+    await wechat_bot.dispatcher.run_once()
     assert wechat.texts_to(AMY)[-1] == "Your report was accepted."
     # ...and Telegram once she writes there again.
     await telegram.say("amy", "/help")
-    async with bot.transaction() as session:
+    async with wechat_bot.transaction() as session:
         outbox.enqueue(
-            session, amy.id, Outgoing("Your report was closed.").to_dict(), bot.dialogue.clock()
+            session,
+            amy.id,
+            Outgoing("Your report was closed.").to_dict(),
+            wechat_bot.dialogue.clock(),
         )
-    await bot.dispatcher.run_once()
+    await wechat_bot.dispatcher.run_once()
     assert telegram.notices("amy")[-1] == "Your report was closed."
     assert wechat.texts_to(AMY)[-1] == "Your report was accepted."
 
 
 async def test_a_wechat_resident_links_a_new_telegram_account(
-    bot: Linli, wechat: WeChatStub
+    wechat_bot: Linli, wechat: WeChatStub
 ) -> None:
     """The other way round: the code comes from WeChat, the new Telegram account takes it,
     and the person who stays is the registered one on WeChat."""
-    assert bot.web is not None
-    async with bot.transaction() as session:
+    assert wechat_bot.web is not None
+    async with wechat_bot.transaction() as session:
         amy_id = (await people.identify(session, "wechat", AMY, private_chat_id=AMY)).id
         await people.grant(session, amy_id, Grant(Role.STAFF))
-    await wechat.post(bot.web, wechat.text(AMY, "/link"))
-    shown = wechat.reply_text(await wechat.post(bot.web, wechat.text(AMY, "1")))
+    await wechat.post(wechat_bot.web, wechat.text(AMY, "/link"))
+    shown = wechat.reply_text(await wechat.post(wechat_bot.web, wechat.text(AMY, "1")))
     assert shown is not None and "您的关联码是" in shown
     code = code_in(shown)
-    telegram = Dialog(bot, "telegram")
+    telegram = Dialog(wechat_bot, "telegram")
     done = await telegram.say("amy", f"/link {code.replace(' ', '')}", language_code="zh-hans")
     assert "同一个人" in texts(done)
-    assert (await person_of(bot, "telegram", "amy")).id == amy_id
-    async with bot.sessions() as session:
+    assert (await person_of(wechat_bot, "telegram", "amy")).id == amy_id
+    async with wechat_bot.sessions() as session:
         assert (await people.roles_of(session, amy_id)).is_staff
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -32,24 +31,13 @@ from tests.wechat_stub import WeChatStub, sign
 AMY = "o_amy_openid"
 
 
-@pytest.fixture
-async def wechat() -> AsyncIterator[WeChatStub]:
-    async with WeChatStub() as stub:
-        yield stub
-
-
 async def bot_for(db_url: str, clock: FakeClock, stub: WeChatStub, **env: str) -> Linli:
     return await fresh_linli(settings_for(db_url, **stub.env(), **env), clock)
 
 
-@pytest.fixture
-async def bot(db_url: str, clock: FakeClock, wechat: WeChatStub) -> AsyncIterator[Linli]:
-    linli = await bot_for(db_url, clock, wechat)
-    yield linli
-    await linli.close()
-
-
-async def test_the_handshake_echoes_only_a_signed_request(bot: Linli, wechat: WeChatStub) -> None:
+async def test_the_handshake_echoes_only_a_signed_request(
+    wechat_bot: Linli, wechat: WeChatStub
+) -> None:
     stamp, nonce = str(int(time.time())), "n0nce"
     good = {
         "timestamp": stamp,
@@ -57,7 +45,7 @@ async def test_the_handshake_echoes_only_a_signed_request(bot: Linli, wechat: We
         "echostr": "hello",
         "signature": sign(wechat.token, stamp, nonce),
     }
-    transport = httpx.ASGITransport(app=bot.web)
+    transport = httpx.ASGITransport(app=wechat_bot.web)
     async with httpx.AsyncClient(transport=transport, base_url="http://linli") as client:
         echoed = await client.get("/wechat", params=good)
         forged = await client.get("/wechat", params={**good, "signature": "f" * 40})
@@ -66,41 +54,41 @@ async def test_the_handshake_echoes_only_a_signed_request(bot: Linli, wechat: We
 
 
 async def test_a_resident_joins_by_a_scanned_invite_and_answers_with_digits(
-    bot: Linli, wechat: WeChatStub
+    wechat_bot: Linli, wechat: WeChatStub
 ) -> None:
-    assert bot.web is not None
-    code = await invite_code(bot)
+    assert wechat_bot.web is not None
+    code = await invite_code(wechat_bot)
     # Scanning the invite's QR code subscribes and starts registration at once (in Chinese,
     # the community's language: WeChat does not tell us the person's).
     asked = wechat.reply_text(
-        await wechat.post(bot.web, wechat.event(AMY, "subscribe", f"qrscene_{code}"))
+        await wechat.post(wechat_bot.web, wechat.event(AMY, "subscribe", f"qrscene_{code}"))
     )
     assert asked is not None and "请问您住几室" in asked
-    named = wechat.reply_text(await wechat.post(bot.web, wechat.text(AMY, "302")))
+    named = wechat.reply_text(await wechat.post(wechat_bot.web, wechat.text(AMY, "302")))
     assert named is not None and "怎么称呼" in named
-    done = wechat.reply_text(await wechat.post(bot.web, wechat.text(AMY, "王阿姨")))
+    done = wechat.reply_text(await wechat.post(wechat_bot.web, wechat.text(AMY, "王阿姨")))
     assert done is not None and "王阿姨" in done
     # Options are the engine's numbered list; the digit answers it.
-    menu = wechat.reply_text(await wechat.post(bot.web, wechat.text(AMY, "/language")))
+    menu = wechat.reply_text(await wechat.post(wechat_bot.web, wechat.text(AMY, "/language")))
     assert menu is not None and "1 中文" in menu and "2 English" in menu
-    english = wechat.reply_text(await wechat.post(bot.web, wechat.text(AMY, "2")))
+    english = wechat.reply_text(await wechat.post(wechat_bot.web, wechat.text(AMY, "2")))
     assert english == "Done. I will speak English with you from now on."
-    async with bot.sessions() as session:
+    async with wechat_bot.sessions() as session:
         identity = await session.scalar(select(Identity).where(Identity.channel == "wechat"))
     assert identity is not None and identity.external_id == AMY
 
 
-async def test_a_retried_message_is_handled_once(bot: Linli, wechat: WeChatStub) -> None:
-    assert bot.web is not None
-    code = await invite_code(bot)
-    await wechat.post(bot.web, wechat.event(AMY, "subscribe", f"qrscene_{code}"))
-    await wechat.post(bot.web, wechat.text(AMY, "302", msg_id=41))
-    first = await wechat.post(bot.web, wechat.text(AMY, "王阿姨", msg_id=42))
-    again = await wechat.post(bot.web, wechat.text(AMY, "王阿姨", msg_id=42))
+async def test_a_retried_message_is_handled_once(wechat_bot: Linli, wechat: WeChatStub) -> None:
+    assert wechat_bot.web is not None
+    code = await invite_code(wechat_bot)
+    await wechat.post(wechat_bot.web, wechat.event(AMY, "subscribe", f"qrscene_{code}"))
+    await wechat.post(wechat_bot.web, wechat.text(AMY, "302", msg_id=41))
+    first = await wechat.post(wechat_bot.web, wechat.text(AMY, "王阿姨", msg_id=42))
+    again = await wechat.post(wechat_bot.web, wechat.text(AMY, "王阿姨", msg_id=42))
     assert "王阿姨" in (wechat.reply_text(first) or "")
     # The retry changes nothing (the reply, if it may not have gone out, comes again).
     assert wechat.reply_text(again) in (None, wechat.reply_text(first))
-    async with bot.sessions() as session:
+    async with wechat_bot.sessions() as session:
         uses = await session.scalar(select(Invite.uses).where(Invite.code == code))
     assert uses == 1
 
@@ -203,9 +191,9 @@ async def test_a_slow_reply_goes_out_through_the_customer_service_api(
     ],
 )
 async def test_bad_callbacks_get_a_4xx_and_change_nothing(
-    bot: Linli, wechat: WeChatStub, name: str, status: int
+    wechat_bot: Linli, wechat: WeChatStub, name: str, status: int
 ) -> None:
-    assert bot.web is not None
+    assert wechat_bot.web is not None
     text = wechat.text(AMY, "/help")
     bomb = (
         '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
@@ -213,23 +201,25 @@ async def test_bad_callbacks_get_a_4xx_and_change_nothing(
         "<xml><FromUserName>&lol2;</FromUserName><MsgType>text</MsgType></xml>"
     )
     sent = {
-        "forged signature": lambda: wechat.post(bot.web, text, forge=True),
-        "old timestamp": lambda: wechat.post(bot.web, text, timestamp=int(time.time()) - 3600),
-        "another account": lambda: wechat.post(bot.web, text, appid="wxsomeoneelse0000"),
-        "malformed": lambda: wechat.post(bot.web, "<xml><FromUserName>amy"),
-        "entity bomb": lambda: wechat.post(bot.web, bomb),
-        "oversized": lambda: wechat.post(bot.web, text + " " * 70_000),
-        "plain in safe mode": lambda: wechat.post(bot.web, text, mode="plain"),
+        "forged signature": lambda: wechat.post(wechat_bot.web, text, forge=True),
+        "old timestamp": lambda: wechat.post(
+            wechat_bot.web, text, timestamp=int(time.time()) - 3600
+        ),
+        "another account": lambda: wechat.post(wechat_bot.web, text, appid="wxsomeoneelse0000"),
+        "malformed": lambda: wechat.post(wechat_bot.web, "<xml><FromUserName>amy"),
+        "entity bomb": lambda: wechat.post(wechat_bot.web, bomb),
+        "oversized": lambda: wechat.post(wechat_bot.web, text + " " * 70_000),
+        "plain in safe mode": lambda: wechat.post(wechat_bot.web, text, mode="plain"),
     }[name]
     response = await sent()
     assert response.status_code == status, response.text
-    async with bot.sessions() as session:
+    async with wechat_bot.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Identity)) == 0
 
 
-async def test_cdata_ends_in_a_reply_survive(bot: Linli, wechat: WeChatStub) -> None:
-    assert bot.web is not None
-    reply = wechat.reply_text(await wechat.post(bot.web, wechat.text(AMY, "/a]]>b")))
+async def test_cdata_ends_in_a_reply_survive(wechat_bot: Linli, wechat: WeChatStub) -> None:
+    assert wechat_bot.web is not None
+    reply = wechat.reply_text(await wechat.post(wechat_bot.web, wechat.text(AMY, "/a]]>b")))
     assert reply is not None and "/a]]>b" in reply
 
 
@@ -271,22 +261,25 @@ async def test_outside_the_48_hour_window_a_template_carries_the_notice(
             await linli.close()
 
 
-async def test_a_photo_report_with_a_spoken_description(bot: Linli, wechat: WeChatStub) -> None:
+async def test_a_photo_report_with_a_spoken_description(
+    wechat_bot: Linli, wechat: WeChatStub
+) -> None:
     """The photo is downloaded by MediaId through the API; the voice note's recognised text
     becomes the description, which the summary shows. Answered with digits and words."""
-    assert bot.web is not None
-    code = await invite_code(bot)
-    await wechat.post(bot.web, wechat.event(AMY, "subscribe", f"qrscene_{code}"))
-    await wechat.post(bot.web, wechat.text(AMY, "302"))
-    await wechat.post(bot.web, wechat.text(AMY, "王阿姨"))
+    assert wechat_bot.web is not None
+    code = await invite_code(wechat_bot)
+    await wechat.post(wechat_bot.web, wechat.event(AMY, "subscribe", f"qrscene_{code}"))
+    await wechat.post(wechat_bot.web, wechat.text(AMY, "302"))
+    await wechat.post(wechat_bot.web, wechat.text(AMY, "王阿姨"))
     wechat.media["img-1"] = photo()
     wechat.media["voice-1"] = b"#!AMR\n" + b"\x00" * 200
     got = await wechat.post(
-        bot.web, wechat.xml(AMY, MsgType="image", MediaId="img-1", PicUrl="http://x", MsgId=501)
+        wechat_bot.web,
+        wechat.xml(AMY, MsgType="image", MediaId="img-1", PicUrl="http://x", MsgId=501),
     )
     assert "已收到第 1 张照片" in (wechat.reply_text(got) or "")
     spoken = await wechat.post(
-        bot.web,
+        wechat_bot.web,
         wechat.xml(
             AMY,
             MsgType="voice",
@@ -297,13 +290,13 @@ async def test_a_photo_report_with_a_spoken_description(bot: Linli, wechat: WeCh
         ),
     )
     assert "语音" in (wechat.reply_text(spoken) or "")
-    kinds = wechat.reply_text(await wechat.post(bot.web, wechat.text(AMY, "完成")))
+    kinds = wechat.reply_text(await wechat.post(wechat_bot.web, wechat.text(AMY, "完成")))
     assert kinds is not None and "1 " in kinds  # the categories, numbered
-    place = wechat.reply_text(await wechat.post(bot.web, wechat.text(AMY, "1")))
+    place = wechat.reply_text(await wechat.post(wechat_bot.web, wechat.text(AMY, "1")))
     assert place is not None and "问题在哪里" in place and "发送位置" in place
-    detail = wechat.reply_text(await wechat.post(bot.web, wechat.text(AMY, "1")))
+    detail = wechat.reply_text(await wechat.post(wechat_bot.web, wechat.text(AMY, "1")))
     assert detail is not None
-    summary = wechat.reply_text(await wechat.post(bot.web, wechat.text(AMY, "跳过")))
+    summary = wechat.reply_text(await wechat.post(wechat_bot.web, wechat.text(AMY, "跳过")))
     assert summary is not None and "楼道灯坏了" in summary, summary
 
 
@@ -336,33 +329,35 @@ async def test_the_command_line_makes_invite_qr_codes_and_the_menu(
     ]
 
 
-async def test_a_menu_click_runs_its_command(bot: Linli, wechat: WeChatStub) -> None:
-    assert bot.web is not None
-    answer = wechat.reply_text(await wechat.post(bot.web, wechat.event(AMY, "CLICK", "help")))
+async def test_a_menu_click_runs_its_command(wechat_bot: Linli, wechat: WeChatStub) -> None:
+    assert wechat_bot.web is not None
+    answer = wechat.reply_text(
+        await wechat.post(wechat_bot.web, wechat.event(AMY, "CLICK", "help"))
+    )
     assert answer is not None and "您可以使用以下功能" in answer
 
 
 async def test_a_grid_worker_on_wechat_answers_a_dispatch_card_with_digits(
-    bot: Linli, wechat: WeChatStub
+    wechat_bot: Linli, wechat: WeChatStub
 ) -> None:
     """The resident reports in another app; the card reaches the worker on WeChat as a picture
     and a numbered list, and a digit typed there is the press of its button."""
-    assert bot.web is not None
+    assert wechat_bot.web is not None
     gus = "o_gus_openid"
-    await wechat.post(bot.web, wechat.text(gus, "/help"))
-    async with bot.transaction() as session:
+    await wechat.post(wechat_bot.web, wechat.text(gus, "/help"))
+    async with wechat_bot.transaction() as session:
         worker = await people.by_identity(session, "wechat", gus)
         grid = await community.grid_by_name(session, "Grid 1")
         assert worker is not None and grid is not None
         await people.grant(session, worker.id, Grant(Role.GRID_WORKER, grid_id=grid.id))
-    dialog = Dialog(bot, "telegram")  # the resident reports from Telegram
+    dialog = Dialog(wechat_bot, "telegram")  # the resident reports from Telegram
     await join(dialog, "amy")
     number = await report_without_photo(dialog, "amy", "楼道灯坏了")
-    await bot.dispatcher.drain()
+    await wechat_bot.dispatcher.drain()
     card = wechat.texts_to(gus)[-1]
     assert number in card and "1 接单" in card and "2 转派" in card, card
-    accepted = wechat.reply_text(await wechat.post(bot.web, wechat.text(gus, "1")))
+    accepted = wechat.reply_text(await wechat.post(wechat_bot.web, wechat.text(gus, "1")))
     assert accepted is not None and "已接单" in accepted
-    assert (await the_report(bot, number)).state == "in_progress"
-    await bot.dispatcher.drain()  # the reporter's notice leaves after the worker's commit
+    assert (await the_report(wechat_bot, number)).state == "in_progress"
+    await wechat_bot.dispatcher.drain()  # the reporter's notice leaves after the worker's commit
     assert "was accepted" in dialog.notices("amy")[-1]

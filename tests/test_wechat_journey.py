@@ -5,15 +5,12 @@ encrypted callback from the stub; every answer a passive reply or a customer-ser
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from bot.app import Linli
 from models import Role
 from services import community, people
 from services.people import Grant
-from tests.conftest import FakeClock, fresh_linli, settings_for
 from tests.images import photo
 from tests.telegram_harness import invite_code
 from tests.test_reports import the_report
@@ -22,44 +19,33 @@ from tests.wechat_stub import WeChatStub
 AMY, GUS = "o_amy_openid", "o_gus_openid"
 
 
-@pytest.fixture
-async def wechat() -> AsyncIterator[WeChatStub]:
-    async with WeChatStub() as stub:
-        yield stub
-
-
-@pytest.fixture
-async def bot(db_url: str, clock: FakeClock, wechat: WeChatStub) -> AsyncIterator[Linli]:
-    linli = await fresh_linli(settings_for(db_url, **wechat.env()), clock)
-    yield linli
-    await linli.close()
-
-
 class Follower:
     """One WeChat user: what they send, and everything that reached them, in order."""
 
-    def __init__(self, bot: Linli, wechat: WeChatStub, openid: str) -> None:
-        self.bot, self.wechat, self.openid = bot, wechat, openid
+    def __init__(self, wechat_bot: Linli, wechat: WeChatStub, openid: str) -> None:
+        self.wechat_bot, self.wechat, self.openid = wechat_bot, wechat, openid
         self.msg_id = 1000 * (1 + len(openid))
 
     async def send(self, text: str = "", **fields: object) -> str:
         """Send a text (or other fields) and return every text that answers it."""
-        assert self.bot.web is not None and self.bot.wechat is not None
+        assert self.wechat_bot.web is not None and self.wechat_bot.wechat is not None
         before = len(self.wechat.texts_to(self.openid))
         self.msg_id += 1
         if text:
             body = self.wechat.text(self.openid, text, msg_id=self.msg_id)
         else:
             body = self.wechat.xml(self.openid, MsgId=self.msg_id, **fields)
-        passive = self.wechat.reply_text(await self.wechat.post(self.bot.web, body))
-        await self.bot.wechat.drain()
-        await self.bot.dispatcher.drain()
+        passive = self.wechat.reply_text(await self.wechat.post(self.wechat_bot.web, body))
+        await self.wechat_bot.wechat.drain()
+        await self.wechat_bot.dispatcher.drain()
         later = self.wechat.texts_to(self.openid)[before:]
         return "\n".join(([passive] if passive else []) + later)
 
     async def event(self, event: str, key: str = "") -> str:
-        assert self.bot.web is not None
-        answer = await self.wechat.post(self.bot.web, self.wechat.event(self.openid, event, key))
+        assert self.wechat_bot.web is not None
+        answer = await self.wechat.post(
+            self.wechat_bot.web, self.wechat.event(self.openid, event, key)
+        )
         return self.wechat.reply_text(answer) or ""
 
     def received(self) -> list[str]:
@@ -107,10 +93,12 @@ WORDS = {
 
 
 @pytest.mark.parametrize("language", ["zh", "en"])
-async def test_the_whole_loop_on_wechat(bot: Linli, wechat: WeChatStub, language: str) -> None:
+async def test_the_whole_loop_on_wechat(
+    wechat_bot: Linli, wechat: WeChatStub, language: str
+) -> None:
     words = WORDS[language]
-    amy, gus = Follower(bot, wechat, AMY), Follower(bot, wechat, GUS)
-    code = await invite_code(bot)
+    amy, gus = Follower(wechat_bot, wechat, AMY), Follower(wechat_bot, wechat, GUS)
+    code = await invite_code(wechat_bot)
     if language == "en":
         # Following the account first, choosing English, then scanning the invite.
         await amy.event("subscribe")
@@ -127,7 +115,7 @@ async def test_the_whole_loop_on_wechat(bot: Linli, wechat: WeChatStub, language
     if language == "en":
         await gus.send("/language")
         await gus.send("English")
-    async with bot.transaction() as session:
+    async with wechat_bot.transaction() as session:
         worker = await people.by_identity(session, "wechat", GUS)
         grid = await community.grid_by_name(session, "Grid 1")
         assert worker is not None and grid is not None
@@ -155,7 +143,7 @@ async def test_the_whole_loop_on_wechat(bot: Linli, wechat: WeChatStub, language
     accepted = await gus.send("1")
     assert words["accepted"] in accepted
     assert words["told"] in amy.received()[-1]
-    assert (await the_report(bot)).state == "in_progress"
+    assert (await the_report(wechat_bot)).state == "in_progress"
     # Resolving: the option's number, an "after" photo, what was done.
     assert "R-2026-000001" in await gus.send("2")
     await gus.send(MsgType="image", MediaId="img-2", PicUrl="http://x")
@@ -168,5 +156,5 @@ async def test_the_whole_loop_on_wechat(bot: Linli, wechat: WeChatStub, language
     assert words["closed"] in await amy.send("4")
     await amy.send(words["comment"])
     assert words["comment"] in gus.received()[-1]
-    report = await the_report(bot)
+    report = await the_report(wechat_bot)
     assert (report.state, report.rating, report.rating_comment) == ("closed", 4, words["comment"])

@@ -19,17 +19,13 @@ AMY, BEN = "o_amy", "o_ben"
 
 
 @pytest.fixture
-async def wechat() -> AsyncIterator[WeChatStub]:
-    async with WeChatStub() as stub:
-        stub.follow(AMY)
-        stub.follow(BEN)
-        yield stub
-
-
-@pytest.fixture
 async def two(
     db_url: str, clock: FakeClock, wechat: WeChatStub
 ) -> AsyncIterator[tuple[Linli, Linli]]:
+    """Two processes' worth of Linli on one database and one account, which Amy and Ben
+    follow (they wrote within the last 48 hours)."""
+    wechat.follow(AMY)
+    wechat.follow(BEN)
     first = await fresh_linli(settings_for(db_url, **wechat.env()), clock)
     second = assemble(settings_for(db_url, **wechat.env()), clock=clock)
     try:
