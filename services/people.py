@@ -351,6 +351,15 @@ async def revoke(session: AsyncSession, person_id: int, grant: Grant) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def unreachable(session: AsyncSession, channel: str, external_id: str) -> None:
+    """The platform says we can't write to them any more (they unfollowed a WeChat account)."""
+    await session.execute(
+        update(Identity)
+        .where(Identity.channel == channel, Identity.external_id == external_id)
+        .values(private_chat_id=None)
+    )
+
+
 async def by_identity(session: AsyncSession, channel: str, external_id: str) -> Person | None:
     return await session.scalar(
         select(Person)

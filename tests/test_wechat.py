@@ -315,7 +315,7 @@ async def test_the_command_line_makes_invite_qr_codes_and_the_menu(
     assert [d.text for d in decoded] == [f"http://weixin.qq.com/q/{code}"]
     assert list(wechat.qr_scenes.values()) == [code]
     out = await run_linli(env, "wechat", "menu")
-    assert out.strip() == "wechat menu: 4 buttons"
+    assert out.strip() == "wechat menu: 5 buttons"
     assert wechat.menu == [
         {"type": "click", "name": "随手拍", "key": "report"},
         {
@@ -324,6 +324,7 @@ async def test_the_command_line_makes_invite_qr_codes_and_the_menu(
                 {"type": "click", "name": "我的上报", "key": "myreports"},
                 {"type": "click", "name": "语言", "key": "language"},
                 {"type": "click", "name": "帮助", "key": "help"},
+                {"type": "click", "name": "关联账号", "key": "link"},
             ],
         },
     ]
@@ -361,3 +362,27 @@ async def test_a_grid_worker_on_wechat_answers_a_dispatch_card_with_digits(
     assert (await the_report(wechat_bot, number)).state == "in_progress"
     await wechat_bot.dispatcher.drain()  # the reporter's notice leaves after the worker's commit
     assert "was accepted" in dialog.notices("amy")[-1]
+
+
+async def test_a_follower_who_leaves_is_not_written_to_until_they_come_back(
+    wechat_bot: Linli, wechat: WeChatStub, clock: FakeClock
+) -> None:
+    assert wechat_bot.web is not None
+    await wechat.post(wechat_bot.web, wechat.text(AMY, "/help"))
+    assert (await wechat.post(wechat_bot.web, wechat.event(AMY, "unsubscribe"))).text == "success"
+    async with wechat_bot.transaction() as session:
+        amy = await people.by_identity(session, "wechat", AMY)
+        assert amy is not None
+        outbox.enqueue(session, amy.id, Outgoing("News.").to_dict(), clock())
+    await wechat_bot.dispatcher.run_once()
+    async with wechat_bot.sessions() as session:
+        row = await session.scalar(select(OutboxMessage))
+    assert row is not None and row.status == "unreachable"
+    assert not [c for c in wechat.calls if c[0] == "custom_send"]  # no call bound to fail
+
+    welcome = await wechat.post(wechat_bot.web, wechat.event(AMY, "subscribe"))
+    assert "欢迎" in (wechat.reply_text(welcome) or "")
+    async with wechat_bot.transaction() as session:
+        outbox.enqueue(session, amy.id, Outgoing("More news.").to_dict(), clock())
+    await wechat_bot.dispatcher.run_once()
+    assert wechat.texts_to(AMY) == ["More news."]

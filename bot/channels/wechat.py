@@ -40,7 +40,7 @@ from handlers.messages import (
     numbered,
 )
 from handlers.reports.intake import FileTooBig
-from services import cards, platform_tokens
+from services import cards, people, platform_tokens
 from services.media import MediaStorage
 from services.sql import Transaction
 
@@ -131,6 +131,10 @@ def render_text(message: Outgoing) -> str:
     lines = [message.text]
     lines += [f"{n} {option.label}" for n, option in numbered(message.options)]
     return "\n".join(line for line in lines if line)
+
+
+def _unsubscribed(msg: dict[str, Any]) -> bool:
+    return msg.get("MsgType") == "event" and str(msg.get("Event") or "").lower() == "unsubscribe"
 
 
 def to_incoming(msg: dict[str, Any]) -> Incoming | None:
@@ -406,12 +410,24 @@ class WeChatChannel:
         except BadCallback as exc:
             log.info("wechat callback refused (%d): %s", exc.status, exc)
             return PlainTextResponse("", status_code=exc.status)
+        if _unsubscribed(message):
+            await self._unfollowed(str(message.get("FromUserName") or ""))
+            return PlainTextResponse(SUCCESS)
         incoming = to_incoming(message)
         if incoming is None:
             return PlainTextResponse(SUCCESS)
         if incoming.chat.private:
             self.window.open(incoming.chat.chat_id)
         return await self._answer(request, incoming)
+
+    async def _unfollowed(self, openid: str) -> None:
+        """They can no longer be written to here: their notices go to another app they linked,
+        or are settled unreachable, without a call WeChat would refuse. Following again (any
+        message from them) makes the chat reachable once more."""
+        if openid:
+            async with self.transaction() as session:
+                await people.unreachable(session, CHANNEL, openid)
+            log.info("wechat follower left openid=%s", openid)
 
     async def _read(self, request: Request) -> dict[str, Any]:
         declared = request.headers.get("content-length")
