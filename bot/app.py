@@ -307,6 +307,7 @@ async def serve(linli: Linli, *, console_user: str | None = None) -> None:
         if deliveries is not None:
             deliveries.cancel()  # a batch being sent is finished by the drain below
         scheduler.shutdown(wait=False)
+        await linli.ticker.finish()
         # Messages already being sent finish while their channel can still carry them.
         await linli.dispatcher.drain()
         if linli.telegram is not None:

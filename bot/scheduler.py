@@ -6,6 +6,8 @@ housekeeping; outbox delivery is safe everywhere because rows are claimed with S
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -52,6 +54,9 @@ class Ticker:
         self.clock = clock
         self.jobs = list(jobs)
         self.left_replies = LeftReplies(transaction, dispatcher.senders, clock)
+        # Held while a tick runs, so that shutting down waits for it instead of cutting it
+        # off mid-transaction (the scheduler would log the cancellation as a crash).
+        self._ticking = asyncio.Lock()
 
     async def tick(self) -> TickReport:
         now = self.clock()
@@ -84,12 +89,20 @@ class Ticker:
 
     async def safe_tick(self) -> None:
         try:
-            report = await self.tick()
+            async with self._ticking:
+                report = await self.tick()
         except Exception:
             log.exception("tick failed")
             return
         if report.expired_conversations or report.jobs_done or report.sent or report.replies_resent:
             log.info("tick %s", report)
+
+
+    async def finish(self, patience: float = 10.0) -> None:
+        """Wait for a running tick to end (at shutdown), at most `patience` seconds."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(patience), self._ticking:
+                pass
 
 
 def start_scheduler(ticker: Ticker, every_seconds: float) -> AsyncIOScheduler:

@@ -15,8 +15,8 @@ class PlatformToken(Base):
 
     WeChat invalidates the previous token when a new one is fetched (stable_token with
     force_refresh, or the plain token endpoint), so processes that each fetched their own
-    would keep cutting each other off. One of them refreshes, holding this row's lock; the
-    others read what it wrote.
+    would keep cutting each other off. One of them refreshes, holding this row's lease
+    (`refreshing_until`); the others wait for what it writes.
     """
 
     __tablename__ = "platform_token"
@@ -25,3 +25,5 @@ class PlatformToken(Base):
     value: Mapped[str] = mapped_column(String(1024), default="")
     expires_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A process is fetching a new token until then; after it, anyone may (the holder died).
+    refreshing_until: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,21 +1,22 @@
 """Platform access tokens shared by every process through the database.
 
 WeChat allows one valid access token per account: fetching a new one soon invalidates the
-old. So processes must not each fetch their own. One refreshes, with the token's row locked
-(`FOR UPDATE` on PostgreSQL; SQLite's write transactions already run one at a time), and
-everyone else reads what it wrote.
+old. So processes must not each fetch their own. One of them refreshes, holding a short lease
+on the token's row (taken by a conditional UPDATE, so two can't both take it); the others wait
+for what it writes. No lock is held across the network call: on SQLite a write transaction
+open during a fetch would stop every other writer.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import PlatformToken
-from services.sql import insert_ignoring_conflict, is_postgres
+from services.sql import insert_ignoring_conflict
 
 _NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -38,24 +39,55 @@ async def read(session: AsyncSession, name: str) -> Token | None:
     return Token(row.value, row.expires_at) if row else None
 
 
-async def lock(session: AsyncSession, name: str) -> Token:
-    """The stored token with its row locked until the transaction ends: the caller is now
-    the one refresher. The row is created empty the first time."""
+async def lease(
+    session: AsyncSession,
+    name: str,
+    now: datetime,
+    lasting: timedelta,
+    *,
+    refused: str | None = None,
+) -> bool:
+    """Become the one refresher for `lasting`, if the stored token needs a refresh (missing,
+    due, or the one just refused) and nobody else holds the lease. True: fetch and `store`."""
     await insert_ignoring_conflict(
         session,
         PlatformToken.__table__,  # type: ignore[arg-type]
-        {"name": name, "value": "", "expires_at": _NEVER, "updated_at": _NEVER},
+        {
+            "name": name,
+            "value": "",
+            "expires_at": _NEVER,
+            "updated_at": _NEVER,
+            "refreshing_until": _NEVER,
+        },
     )
-    query = _READ.where(PlatformToken.name == name)
-    if is_postgres(session):
-        query = query.with_for_update()
-    row = (await session.execute(query)).one()
-    return Token(row.value, row.expires_at)
+    t = PlatformToken
+    needs_refresh = or_(t.value == "", t.expires_at <= now)
+    if refused is not None:
+        needs_refresh = or_(needs_refresh, t.value == refused)
+    taken = await session.execute(
+        update(t)
+        .where(t.name == name, needs_refresh, t.refreshing_until <= now)
+        .values(refreshing_until=now + lasting)
+    )
+    return bool(taken.rowcount)  # type: ignore[attr-defined]
 
 
 async def store(session: AsyncSession, name: str, token: Token, now: datetime) -> None:
+    """The new token, and the lease given back."""
     await session.execute(
         update(PlatformToken)
         .where(PlatformToken.name == name)
-        .values(value=token.value, expires_at=token.expires_at, updated_at=now)
+        .values(
+            value=token.value,
+            expires_at=token.expires_at,
+            updated_at=now,
+            refreshing_until=_NEVER,
+        )
+    )
+
+
+async def give_up(session: AsyncSession, name: str) -> None:
+    """The fetch failed: someone else may try at once."""
+    await session.execute(
+        update(PlatformToken).where(PlatformToken.name == name).values(refreshing_until=_NEVER)
     )

@@ -386,3 +386,23 @@ async def test_a_follower_who_leaves_is_not_written_to_until_they_come_back(
         outbox.enqueue(session, amy.id, Outgoing("More news.").to_dict(), clock())
     await wechat_bot.dispatcher.run_once()
     assert wechat.texts_to(AMY) == ["More news."]
+
+
+async def test_two_menu_taps_in_one_second_are_two_and_a_retry_is_none(
+    wechat_bot: Linli, wechat: WeChatStub
+) -> None:
+    assert wechat_bot.web is not None
+    second = int(time.time())
+
+    def tap(key: str) -> str:
+        return wechat.xml(AMY, MsgType="event", Event="CLICK", EventKey=key, CreateTime=second)
+
+    helped = wechat.reply_text(await wechat.post(wechat_bot.web, tap("help")))
+    asked = wechat.reply_text(await wechat.post(wechat_bot.web, tap("language")))
+    assert helped is not None and "您可以使用以下功能" in helped
+    assert asked is not None and "English" in asked
+    retried = await wechat.post(wechat_bot.web, tap("language"))
+    assert wechat.reply_text(retried) in (None, asked)
+    # The retry did not ask again: the question's numbering is the one first shown.
+    chosen = wechat.reply_text(await wechat.post(wechat_bot.web, wechat.text(AMY, "2")))
+    assert chosen is not None and "English" in chosen

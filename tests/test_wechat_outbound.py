@@ -7,10 +7,12 @@ from __future__ import annotations
 import time
 
 import pytest
+from sqlalchemy import select
 
 from bot.app import Linli
 from bot.channels.wechat import ServiceWindow, WeChatChannel
 from handlers.messages import CardRef, Option, Outgoing
+from models import OutboxMessage
 from services import outbox, people
 from tests.conftest import FakeClock
 from tests.images import photo
@@ -94,6 +96,19 @@ async def test_the_quota_is_kept_and_a_template_carries_what_it_leaves(
     assert [t["data"]["content"]["value"] for t in wechat.templates_sent] == [
         "News 6 about your report."
     ]
+
+    # A kind with no template waits for nobody: recorded with the true reason.
+    async with wechat_bot.transaction() as session:
+        outbox.enqueue(
+            session, gus.id, Outgoing("A card.", notice="report.card").to_dict(), clock()
+        )
+    await wechat_bot.dispatcher.run_once()
+    async with wechat_bot.sessions() as session:
+        row = await session.scalar(select(OutboxMessage).order_by(OutboxMessage.id.desc()))
+    assert row is not None and row.status == "blocked"
+    assert "quota used up until they write again, and no template for report.card" in (
+        row.last_error or ""
+    )
 
     channel(wechat_bot).window = ServiceWindow(48 * 3600, 5, time.time)  # as after a restart
     async with wechat_bot.transaction() as session:

@@ -1,6 +1,7 @@
 """WeChat's access token: one for every process, shared through the database, one refresher
-under a lock, a stale token refreshed once. Races run on PostgreSQL with two processes' worth of
-Linli, the interleaving forced by the stub's token gate and the database's lock queue."""
+holding a lease, a stale token refreshed once. Two processes' worth of Linli on one database
+(SQLite and PostgreSQL), the interleaving forced by the stub's token gate and the waiting
+process's own signal, not by sleeps."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.app import Linli, assemble
-from bot.channels.wechat import WeChatApi, WeChatChannel
+from bot.channels.wechat import WeChatApi, WeChatChannel, WeChatError
 from tests.conftest import FakeClock, fresh_linli, settings_for
-from tests.races import Blocker
 from tests.wechat_stub import WeChatStub
 
 AMY, BEN = "o_amy", "o_ben"
@@ -38,11 +38,6 @@ async def two(
 def api(linli: Linli) -> WeChatApi:
     assert isinstance(linli.wechat, WeChatChannel)
     return linli.wechat.api
-
-
-def needs_postgres(db_url: str) -> None:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("SQLite has one writer at a time: two refreshers cannot interleave")
 
 
 async def test_a_second_process_uses_the_token_the_first_fetched(
@@ -72,43 +67,53 @@ async def test_a_stale_token_is_refreshed_once_and_the_call_retried(
 
 
 async def test_two_processes_needing_a_token_at_once_fetch_it_once(
-    db_url: str, two: tuple[Linli, Linli], wechat: WeChatStub
+    two: tuple[Linli, Linli], wechat: WeChatStub
 ) -> None:
-    needs_postgres(db_url)
     first, second = two
     wechat.token_gate = asyncio.Event()
-    async with Blocker(db_url) as watch:
-        fetching = watch.start(api(first).token())
-        await wechat.token_asked.wait()  # the first is fetching, holding the token's row
-        waiting = watch.start(api(second).token())
-        await watch.until_waiting(1)  # the second waits for that row
-        wechat.token_gate.set()
-        one, other = await asyncio.gather(fetching, waiting)
+    fetching = asyncio.create_task(api(first).token())
+    await wechat.token_asked.wait()  # the first is fetching, holding the lease
+    waiting = asyncio.create_task(api(second).token())
+    await api(second).waiting.wait()  # the second found the lease taken and waits
+    wechat.token_gate.set()
+    one, other = await asyncio.gather(fetching, waiting)
     assert one == other
     assert (wechat.tokens_issued, api(first).fetches, api(second).fetches) == (1, 1, 0)
 
 
 async def test_two_processes_told_their_token_is_stale_refresh_it_once(
-    db_url: str, two: tuple[Linli, Linli], wechat: WeChatStub
+    two: tuple[Linli, Linli], wechat: WeChatStub
 ) -> None:
-    needs_postgres(db_url)
     first, second = two
     assert await api(first).token() == await api(second).token()
     wechat.expire_token()
     wechat.token_asked.clear()
     wechat.token_gate = asyncio.Event()
-    async with Blocker(db_url) as watch:
-        one = watch.start(api(first).call("/cgi-bin/message/custom/send", json=_text(AMY, "a")))
-        await wechat.token_asked.wait()  # got 40001, refreshing with the row locked
-        other = watch.start(api(second).call("/cgi-bin/message/custom/send", json=_text(BEN, "b")))
-        await watch.until_waiting(1)  # got 40001 too, and waits for the refresher's row
-        wechat.token_gate.set()
-        await asyncio.gather(one, other)
+    one = asyncio.create_task(api(first).call("/cgi-bin/message/custom/send", json=_text(AMY, "a")))
+    await wechat.token_asked.wait()  # got 40001, refreshing under the lease
+    other = asyncio.create_task(
+        api(second).call("/cgi-bin/message/custom/send", json=_text(BEN, "b"))
+    )
+    await api(second).waiting.wait()  # got 40001 too, and waits for the refresher
+    wechat.token_gate.set()
+    await asyncio.gather(one, other)
     # Both messages went out, on the one new token: a second refresh would have cut the
     # first process off again.
     assert (wechat.texts_to(AMY), wechat.texts_to(BEN)) == (["a"], ["b"])
     assert wechat.tokens_issued == 2
     assert (api(first).fetches, api(second).fetches) == (2, 0)
+
+
+async def test_a_refresher_that_fails_lets_the_next_one_try(
+    two: tuple[Linli, Linli], wechat: WeChatStub
+) -> None:
+    first, second = two
+    wechat.secret = "rotated"  # the first fetch is refused (40125)
+    with pytest.raises(WeChatError):
+        await api(first).token()
+    wechat.secret = "wechat-secret"
+    assert await api(second).token()  # not left waiting for a lease nobody holds
+    assert wechat.tokens_issued == 1
 
 
 def _text(openid: str, content: str) -> dict[str, object]:

@@ -63,10 +63,17 @@ LATE_KEPT = 10_000
 SCENE_PREFIX = "qrscene_"
 # Errors that mean the cached access token is no good: refresh once, then retry.
 STALE_TOKEN = {40001, 42001, 40014}
-# The token fetch may hold the token's row locked: it must not hang.
+# The token fetch must not hang: others wait for it, up to its lease.
 TOKEN_TIMEOUT = 5.0
+LEASE = timedelta(seconds=TOKEN_TIMEOUT + 5)
+# How often a process waiting for another one's refresh looks for the new token.
+TOKEN_POLL = 0.05
 OUTSIDE_WINDOW = 45015
 OUT_OF_QUOTA = 45047
+CLOSED_BECAUSE = {
+    OUTSIDE_WINDOW: "outside WeChat's 48 h customer-service window",
+    OUT_OF_QUOTA: "WeChat's customer-service quota used up until they write again",
+}
 NOT_FOLLOWING = 43004
 
 Handle = Callable[[Incoming], Awaitable[Reply]]
@@ -147,9 +154,13 @@ def to_incoming(msg: dict[str, Any]) -> Incoming | None:
     who = Sender(sender)
     if kind == "event":
         event = str(msg.get("Event") or "").lower()
-        key = f"{sender}:{msg.get('CreateTime')}:{event}"
-        base = {"chat": chat, "sender": who, "update_key": key}
         scene = str(msg.get("EventKey") or "")
+        # (FromUserName, CreateTime, Event), and which menu button or QR code: two taps on
+        # different buttons within one second are two updates, a retry of either is not.
+        key = f"{sender}:{msg.get('CreateTime')}:{event}"
+        if scene:
+            key += ":" + hashlib.sha1(scene.encode()).hexdigest()[:12]
+        base = {"chat": chat, "sender": who, "update_key": key}
         if event in ("subscribe", "scan"):
             code = scene.removeprefix(SCENE_PREFIX)
             text = f"/start {code}".strip()
@@ -209,27 +220,50 @@ class WeChatApi:
         self._token: platform_tokens.Token | None = None
         self._lock = asyncio.Lock()
         self.fetches = 0  # how many tokens this process fetched (tests, logs)
+        # Set once this process has waited for another one's refresh (tests).
+        self.waiting = asyncio.Event()
 
     async def close(self) -> None:
         await self.http.aclose()
 
     async def token(self, *, refused: str | None = None) -> str:
         """A token to call with: `refused` is the one WeChat just called stale, so any other
-        valid token will do, and only when none is stored does this process fetch one."""
+        valid token will do. One process fetches (the lease in services/platform_tokens.py);
+        the others wait for the token it stores."""
         cached = self._token
         if cached is not None and cached.usable(self.now(), not_this=refused):
             return cached.value
-        async with self._lock:  # one refresher per process...
+        async with self._lock:  # one refresher per process
+            deadline = self.now() + LEASE * 2
+            while True:
+                async with self.transaction() as session:
+                    stored = await platform_tokens.read(session, self.name)
+                if stored is not None and stored.usable(self.now(), not_this=refused):
+                    self._token = stored
+                    return stored.value
+                async with self.transaction() as session:
+                    mine = await platform_tokens.lease(
+                        session, self.name, self.now(), LEASE, refused=refused
+                    )
+                if mine:
+                    return await self._refresh(force=refused is not None)
+                if self.now() > deadline:
+                    raise WeChatError(-1, "no access token: another process's refresh hangs")
+                # Another process is fetching: its token is in the database within moments.
+                self.waiting.set()
+                await asyncio.sleep(TOKEN_POLL)
+
+    async def _refresh(self, *, force: bool) -> str:
+        try:
+            fetched = await self._fetch_token(force_refresh=force)
+        except BaseException:
             async with self.transaction() as session:
-                stored = await platform_tokens.read(session, self.name)
-            if stored is None or not stored.usable(self.now(), not_this=refused):
-                async with self.transaction() as session:  # ...and one among processes
-                    stored = await platform_tokens.lock(session, self.name)
-                    if not stored.usable(self.now(), not_this=refused):
-                        stored = await self._fetch_token(force_refresh=refused is not None)
-                        await platform_tokens.store(session, self.name, stored, self.now())
-            self._token = stored
-            return stored.value
+                await platform_tokens.give_up(session, self.name)
+            raise
+        async with self.transaction() as session:
+            await platform_tokens.store(session, self.name, fetched, self.now())
+        self._token = fetched
+        return fetched.value
 
     async def _fetch_token(self, *, force_refresh: bool) -> platform_tokens.Token:
         # stable_token: the same token for every caller until it expires, so a second fetch
@@ -320,7 +354,7 @@ class ServiceWindow:
 
     def __init__(self, seconds: float, quota: int, clock: Clock, kept: int = 50_000) -> None:
         self.seconds, self.quota, self.clock, self.kept = seconds, quota, clock, kept
-        self._followers: OrderedDict[str, list[float]] = OrderedDict()
+        self._followers: OrderedDict[str, list[float]] = OrderedDict()  # [opened, spent]
 
     def open(self, openid: str) -> None:
         self._followers[openid] = [self.clock(), 0]
@@ -328,20 +362,29 @@ class ServiceWindow:
         while len(self._followers) > self.kept:
             self._followers.popitem(last=False)
 
-    def allows(self, openid: str, messages: int) -> bool:
+    def closed_because(self, openid: str, messages: int) -> str | None:
+        """Why `messages` more can't go to them as customer-service messages; None: try."""
         known = self._followers.get(openid)
         if known is None:
-            return True
+            return None
         opened, spent = known
-        return self.clock() - opened < self.seconds and spent + messages <= self.quota
+        if self.clock() - opened >= self.seconds:
+            return CLOSED_BECAUSE[OUTSIDE_WINDOW]
+        if spent + messages > self.quota:
+            return CLOSED_BECAUSE[OUT_OF_QUOTA]
+        return None
 
     def spend(self, openid: str) -> None:
         known = self._followers.get(openid)
         if known is not None:
             known[1] += 1
 
-    def close(self, openid: str) -> None:
-        self._followers[openid] = [self.clock(), float(self.quota)]
+    def close(self, openid: str, code: int) -> None:
+        """WeChat said no (45015 or 45047): nothing more until they write again."""
+        if code == OUTSIDE_WINDOW:
+            self._followers[openid] = [self.clock() - self.seconds, 0]
+        else:
+            self._followers[openid] = [self.clock(), self.quota]
 
 
 class WeChatChannel:
@@ -553,8 +596,9 @@ class WeChatChannel:
             return
         image = message.image_key if shown is None or not shown.has_image else None
         pieces = split_text(text)
-        if not self.window.allows(chat_id, len(pieces) + (image is not None)):
-            await self._template(chat_id, message)
+        closed = self.window.closed_because(chat_id, len(pieces) + (image is not None))
+        if closed is not None:
+            await self._template(chat_id, message, closed)
             return
         try:
             if image:
@@ -564,8 +608,8 @@ class WeChatChannel:
                 await self._custom(chat_id, {"msgtype": "text", "text": {"content": piece}})
         except WeChatError as exc:
             if exc.code in (OUTSIDE_WINDOW, OUT_OF_QUOTA):
-                self.window.close(chat_id)
-                await self._template(chat_id, message)
+                self.window.close(chat_id, exc.code)
+                await self._template(chat_id, message, CLOSED_BECAUSE[exc.code])
                 return
             if exc.code == NOT_FOLLOWING:
                 raise RecipientBlocked(str(exc)) from exc
@@ -594,16 +638,14 @@ class WeChatChannel:
                 session, CHANNEL, chat_id, message.card.kind, message.card.subject
             )
 
-    async def _template(self, chat_id: str, message: Outgoing) -> None:
-        """Outside the 48 h window only a template message reaches the person: the one mapped
-        to this notification kind in bot.toml ([wechat.templates]), with the text as its
-        `content` field. A kind with no template can't be delivered on WeChat: recorded with
-        the reason, not retried."""
+    async def _template(self, chat_id: str, message: Outgoing, closed: str) -> None:
+        """Outside the customer-service window or quota only a template message reaches the
+        person: the one mapped to this notification kind in bot.toml ([wechat.templates]), with
+        the text as its `content` field. A kind with no template can't be delivered on WeChat:
+        recorded with the reason (`closed`), not retried."""
         template = self.settings.templates.get(message.notice or "")
         if template is None:
-            raise RecipientBlocked(
-                f"outside WeChat's 48 h window and no template for {message.notice or 'a reply'}"
-            )
+            raise RecipientBlocked(f"{closed}, and no template for {message.notice or 'a reply'}")
         await self.api.call(
             "/cgi-bin/message/template/send",
             json={

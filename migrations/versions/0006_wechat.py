@@ -17,13 +17,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # WeChat's access token, one row for all processes: one refreshes under its lock.
+    # WeChat's access token, one row for all processes: one refreshes, holding its lease.
     op.create_table(
         "platform_token",
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("value", sa.String(length=1024), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("refreshing_until", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_platform_token")),
     )
     # /link: a one-time code joins a person's identities on two apps.
