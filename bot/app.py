@@ -306,8 +306,10 @@ async def serve(linli: Linli, *, console_user: str | None = None) -> None:
             console_task.cancel()
         if deliveries is not None:
             deliveries.cancel()  # a batch being sent is finished by the drain below
-        scheduler.shutdown(wait=False)
+        # A tick that is running finishes first: shutting the scheduler down cancels it.
+        scheduler.pause()
         await linli.ticker.finish()
+        scheduler.shutdown(wait=False)
         # Messages already being sent finish while their channel can still carry them.
         await linli.dispatcher.drain()
         if linli.telegram is not None:

@@ -37,6 +37,10 @@ async def similar_open(
         where = Report.place == place
     else:
         where = false()  # neither a building nor a shared place: nothing to compare with
+    if not phashes:
+        # Without a photo only the category can match: the database picks the few newest (the
+        # category-building-state index), instead of Python sifting through every open report.
+        where = and_(where, Report.category == category)
     candidates = list(
         (
             await session.scalars(
@@ -48,7 +52,7 @@ async def similar_open(
                     Report.id != (exclude_id or 0),
                 )
                 .order_by(Report.created_at.desc())
-                .limit(50)
+                .limit(50 if phashes else limit)
             )
         ).all()
     )
