@@ -11,8 +11,10 @@ from bot.app import Linli
 from models import Role
 from services import community, people
 from services.people import Grant
+from tests.conftest import FakeClock
 from tests.images import photo
-from tests.telegram_harness import invite_code
+from tests.telegram_harness import TelegramUser, invite_code, register, running_bot
+from tests.telegram_stub import BotApiStub
 from tests.test_reports import the_report
 from tests.wechat_stub import WeChatStub
 
@@ -158,3 +160,51 @@ async def test_the_whole_loop_on_wechat(
     assert words["comment"] in gus.received()[-1]
     report = await the_report(wechat_bot)
     assert (report.state, report.rating, report.rating_comment) == ("closed", 4, words["comment"])
+
+
+async def test_a_report_filed_on_telegram_is_handled_by_a_worker_on_wechat(
+    db_url: str, stub: BotApiStub, wechat: WeChatStub, clock: FakeClock
+) -> None:
+    """Both platforms at once in one bot: Amy reports on Telegram (real PTB, the Bot API stub),
+    Gus answers the card on WeChat with digits, and Amy rates the fix on Telegram."""
+    async with running_bot(db_url, stub, clock, **wechat.env()) as bot:
+        amy = TelegramUser(stub, 7101, "Amy")
+        gus = Follower(bot, wechat, GUS)
+        await register(amy, await invite_code(bot), "302")
+        await gus.send("/help")
+        async with bot.transaction() as session:
+            worker = await people.by_identity(session, "wechat", GUS)
+            grid = await community.grid_by_name(session, "Grid 1")
+            assert worker is not None and grid is not None
+            await people.grant(session, worker.id, Grant(Role.GRID_WORKER, grid_id=grid.id))
+
+        mark = len(stub.sent)
+        stub.push_update(stub.message_update(amy.id, None, photo=photo(), first_name="Amy"))
+        await stub.wait_for_message(amy.id, contains="Photo 1 of 4 received", after=mark)
+        await amy.press("Done", expect="What kind of problem")
+        await amy.press("Garbage pile", expect="Where is the problem")
+        await amy.press("My building", expect="Anything that helps")
+        await amy.press("Skip", expect="Describe the problem")
+        await amy.send("Bags piled up", expect="Please check your report")
+        await amy.press("Submit", expect="R-2026-000001 is in")
+        await bot.dispatcher.drain()
+
+        # On WeChat the card is the photo, uploaded as temporary media, then numbered text.
+        assert [m["msgtype"] for m in wechat.sent if m["touser"] == GUS][-2:] == ["image", "text"]
+        card = gus.received()[-1]
+        assert "R-2026-000001" in card and "1 接单" in card and "Amy" not in card
+        mark = len(stub.sent)
+        assert "已接单" in await gus.send("1")
+        await stub.wait_for_message(amy.id, contains="was accepted", after=mark)
+        assert "处理后的照片" in await gus.send("已处理")  # the option's text works as its digit
+        wechat.media["after"] = photo(800, 600)
+        await gus.send(MsgType="image", MediaId="after", PicUrl="http://x")
+        assert "已处理" in await gus.send("垃圾已清运")
+
+        rating = await stub.wait_for_message(amy.id, contains="is resolved: 垃圾已清运")
+        await amy.press("★★★★★", on=rating, expect="now closed")
+        await amy.press("Skip", expect="Thank you.")
+        await bot.dispatcher.drain()
+        assert "评分 5/5" in gus.received()[-1]
+        report = await the_report(bot)
+        assert (report.state, report.rating) == ("closed", 5)
