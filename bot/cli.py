@@ -22,9 +22,10 @@ from bot.config import ConfigError, Settings, load_settings
 from handlers.flow import Notifier
 from handlers.i18n import CatalogError
 from models import Person, Role, RoleAssignment
-from services import audit, community, invites, people
+from services import audit, community, groups, invites, people
 from services.registration import scopes
 from services.reports.handing import HandedOn, hand_on_uncovered
+from services.scopes import parse as parse_scope
 
 log = logging.getLogger("linli")
 
@@ -69,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
         who.add_argument("--wechat-openid", metavar="ID", help="a WeChat user's OpenID")
         who.add_argument("--console", metavar="NAME", help="a `linli chat --as NAME` user")
     actions.add_parser("list")
+    group = commands.add_parser("group", help="the group chats and the scope each serves")
+    group_actions = group.add_subparsers(dest="action", required=True)
+    group_actions.add_parser("list", help="one group a line: chat id, title, scope")
+    link = group_actions.add_parser("link", help="make a group serve a scope")
+    link.add_argument("chat_id", metavar="CHAT_ID")
+    link.add_argument("--scope", required=True, help="community, grid:NAME or building:NAME")
+    unlink = group_actions.add_parser("unlink", help="make a group serve nothing")
+    unlink.add_argument("chat_id", metavar="CHAT_ID")
     return parser
 
 
@@ -132,6 +141,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await _wechat_menu(linli)
         if args.command == "admin":
             return await _admin(linli, args)
+        if args.command == "group":
+            return await _group(linli, args)
     finally:
         await linli.close()
     raise AssertionError(args.command)
@@ -157,6 +168,38 @@ async def _wechat_menu(linli: Linli) -> int:
         raise UsageError("no WeChat account configured ([wechat] token and appid)")
     buttons = await linli.wechat.install_menu()
     print(f"wechat menu: {buttons} buttons")
+    return 0
+
+
+async def _group(linli: Linli, args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    if args.action == "list":
+        async with linli.sessions() as session:
+            for group in await groups.listing(session):
+                scope = group.scope.spelled if group.scope is not None else "-"
+                print(f"{group.chat_id}\t{group.title or '-'}\t{scope}")
+        return 0
+    async with linli.transaction() as session:
+        known = await groups.find_chat(session, args.chat_id)
+        if args.action == "unlink":
+            if known is None:
+                raise UsageError(f"no group chat {args.chat_id}")
+            changed = await groups.unlink(session, known.channel, known.chat_id, now)
+            print(f"group {args.chat_id}: {'unlinked' if changed else 'was not linked'}")
+            return 0
+        scope = await parse_scope(session, args.scope)
+        if scope is None:
+            raise UsageError(
+                f"no scope {args.scope!r}: write community, grid:NAME or building:NAME"
+            )
+        if known is None:
+            # Groups exist on Telegram only (an Official Account has none); one the bot has
+            # not heard from yet is recorded now, to be served once it is in it.
+            group_id = (await groups.seen(session, "telegram", args.chat_id, "", now)).id
+        else:
+            group_id = known.id
+        await groups.link(session, group_id, scope, now)
+    print(f"group {args.chat_id}: {scope.spelled}")
     return 0
 
 

@@ -97,7 +97,6 @@ class Ticker:
         if report.expired_conversations or report.jobs_done or report.sent or report.replies_resent:
             log.info("tick %s", report)
 
-
     async def finish(self, patience: float = 10.0) -> None:
         """Wait for a running tick to end (at shutdown), at most `patience` seconds."""
         with contextlib.suppress(TimeoutError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from handlers.approvals import PendingFlow, decide_registration
 from handlers.engine import FlowRegistry
+from handlers.groups import GROUP_TICKET, GroupFlow, choose_scope
 from handlers.help import HelpFlow
 from handlers.language import LanguageFlow
 from handlers.linking import LinkFlow
@@ -25,6 +26,8 @@ def build_registry(reports: ReportRules) -> FlowRegistry:
     registry.add(HelpFlow(registry.flows))
     registry.add(LanguageFlow())
     registry.add(LinkFlow())
+    registry.add(GroupFlow())
+    registry.on_ticket(GROUP_TICKET, choose_scope)
     registry.add(PendingFlow())
     registry.on_ticket(REGISTRATION_TICKET, decide_registration)
     registry.notices.update(REGISTRATION_NOTICES)

@@ -28,6 +28,8 @@ class ChatRef:
     channel: str
     chat_id: str
     private: bool = True
+    # A group's name, where the platform says it (for `linli group list`).
+    title: str = ""
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from models.base import Base
 from models.chat import CardMessage, ChatMenu
 from models.community import Building, Community, Grid, Household
 from models.conversation import Conversation, ProcessedUpdate
+from models.group import GroupChat
 from models.invite import Invite
 from models.link import LinkCode
 from models.outbox import OutboxMessage
@@ -24,6 +25,7 @@ __all__ = [
     "Community",
     "Conversation",
     "Grid",
+    "GroupChat",
     "Household",
     "Identity",
     "Invite",

@@ -351,6 +351,18 @@ async def revoke(session: AsyncSession, person_id: int, grant: Grant) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+async def has_private_chat(session: AsyncSession, person_id: int, channel: str) -> bool:
+    """Can we write to them privately on this channel (have they ever written to us there)?"""
+    found = await session.scalar(
+        select(Identity.id).where(
+            Identity.person_id == person_id,
+            Identity.channel == channel,
+            Identity.private_chat_id.is_not(None),
+        )
+    )
+    return found is not None
+
+
 async def unreachable(session: AsyncSession, channel: str, external_id: str) -> None:
     """The platform says we can't write to them any more (they unfollowed a WeChat account)."""
     await session.execute(

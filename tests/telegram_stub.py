@@ -863,6 +863,41 @@ class BotApiStub:
         self._messages[(chat_id, message["message_id"])] = message
         return {"update_id": self.next_update_id(), "message": message}
 
+    def my_chat_member_update(
+        self,
+        user_id: int,
+        chat_id: int,
+        *,
+        title: str = "Test group",
+        old: str = "left",
+        new: str = "member",
+        first_name: str = "Test",
+        language_code: str | None = "en",
+    ) -> JSONDict:
+        """Build (not push) the update Telegram sends when `user_id` adds the bot to a group
+        (old "left", new "member") or removes it (new "left" or "kicked")."""
+        chat = self._remember_chat(chat_id, "supergroup", first_name, title)
+        bot = dict(self.bot_user)
+
+        def member(status: str) -> JSONDict:
+            # A ban carries its end (0: for ever); "member" and "left" carry nothing more.
+            return {
+                "user": bot,
+                "status": status,
+                **({"until_date": 0} if status == "kicked" else {}),
+            }
+
+        return {
+            "update_id": self.next_update_id(),
+            "my_chat_member": {
+                "chat": chat,
+                "from": self._user(user_id, first_name, language_code),
+                "date": int(time.time()),
+                "old_chat_member": member(old),
+                "new_chat_member": member(new),
+            },
+        }
+
     def send_text(self, user_id: int, text: str, **kw: Any) -> int:
         return self.push_update(self.message_update(user_id, text, **kw))
 

@@ -22,7 +22,14 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from telegram import BotCommand, InlineKeyboardMarkup, MessageEntity, Update, User
+from telegram import (
+    BotCommand,
+    ChatMemberUpdated,
+    InlineKeyboardMarkup,
+    MessageEntity,
+    Update,
+    User,
+)
 from telegram.constants import MessageLimit
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
@@ -43,7 +50,7 @@ from handlers.messages import (
     Sender,
 )
 from handlers.reports.intake import FileTooBig
-from services import cards
+from services import cards, groups
 from services.media import MediaStorage
 from services.sql import Transaction
 
@@ -176,6 +183,38 @@ def retry_after_seconds(exc: RetryAfter) -> float:
     return max(seconds, 0.0)
 
 
+IN_CHAT = frozenset({"member", "administrator", "creator", "restricted"})
+
+
+def _added_to_group(member: ChatMemberUpdated, key: str) -> Incoming | None:
+    """Adding the bot to a group asks, as `/group` from whoever added it, which part of the
+    community the group serves."""
+    if member.chat.type == "private" or member.from_user is None or member.from_user.is_bot:
+        return None
+    was_in = member.old_chat_member.status in IN_CHAT
+    is_in = member.new_chat_member.status in IN_CHAT
+    if was_in or not is_in:
+        return None
+    return Incoming(
+        chat=ChatRef(CHANNEL, str(member.chat.id), False, member.chat.title or ""),
+        sender=_sender(member.from_user),
+        kind=Kind.COMMAND,
+        text="/group",
+        command="group",
+        update_key=key,
+    )
+
+
+def removed_from_group(update: Update) -> str | None:
+    """The group's chat id when this update says the bot was removed from it."""
+    member = update.my_chat_member
+    if member is None or member.chat.type == "private":
+        return None
+    if member.new_chat_member.status in IN_CHAT:
+        return None
+    return str(member.chat.id)
+
+
 def to_incoming(update: Update, bot_username: str) -> Incoming | None:
     """The one place that reads Telegram's structures; None means "not for the dialogue"."""
     key = str(update.update_id)
@@ -191,10 +230,15 @@ def to_incoming(update: Update, bot_username: str) -> Incoming | None:
             update_key=key,
             payload=query.data or "",
         )
+    member = update.my_chat_member
+    if member is not None:
+        return _added_to_group(member, key)
     message = update.message
     if message is None or message.from_user is None or message.from_user.is_bot:
         return None
-    chat = ChatRef(CHANNEL, str(message.chat.id), message.chat.type == "private")
+    chat = ChatRef(
+        CHANNEL, str(message.chat.id), message.chat.type == "private", message.chat.title or ""
+    )
     base = {"chat": chat, "sender": _sender(message.from_user), "update_key": key}
     text = message.text or ""
     entity = message.entities[0] if message.entities else None
@@ -384,6 +428,13 @@ class TelegramChannel:
 
     async def _on_update(self, update: object, _context: ContextTypes.DEFAULT_TYPE) -> None:
         assert isinstance(update, Update)
+        left = removed_from_group(update)
+        if left is not None:
+            # A group that removes the bot serves nothing any more (the same on a redelivery).
+            async with self.transaction() as session:
+                await groups.unlink(session, CHANNEL, left, datetime.now(UTC))
+            log.info("telegram removed from group chat=%s", left)
+            return
         incoming = to_incoming(update, self.username)
         if incoming is None:
             return
