@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import uvloop
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +27,8 @@ from services import audit, community, groups, invites, people
 from services.registration import scopes
 from services.reports.handing import HandedOn, hand_on_uncovered
 from services.scopes import parse as parse_scope
+from services.voting import polls
+from services.voting.audit import audit_poll
 
 log = logging.getLogger("linli")
 
@@ -78,6 +81,27 @@ def _parser() -> argparse.ArgumentParser:
     link.add_argument("--scope", required=True, help="community, grid:NAME or building:NAME")
     unlink = group_actions.add_parser("unlink", help="make a group serve nothing")
     unlink.add_argument("chat_id", metavar="CHAT_ID")
+    poll = commands.add_parser("poll", help="building polls")
+    poll_actions = poll.add_subparsers(dest="action", required=True)
+    create = poll_actions.add_parser("create", help="open a poll; prints its id")
+    create.add_argument("--scope", required=True, help="community, grid:NAME or building:NAME")
+    create.add_argument("--question", required=True)
+    create.add_argument("--option", action="append", required=True, dest="options")
+    create.add_argument("--multiple", type=int, default=1, metavar="MAX")
+    create.add_argument("--anonymous", action="store_true")
+    create.add_argument("--per-household", action="store_true")
+    create.add_argument("--quorum", type=int, default=None, metavar="PERCENT")
+    create.add_argument(
+        "--deadline", required=True, metavar="TIME", help="ISO 8601, in the community's timezone"
+    )
+    create.add_argument("--no-private", action="store_true", help="group chats only")
+    poll_actions.add_parser("list", help="one poll a line, its id first")
+    close = poll_actions.add_parser("close", help="close a poll now and publish its results")
+    close.add_argument("poll_id", type=int, metavar="ID")
+    audit_command = commands.add_parser("audit", help="check what must never be wrong")
+    audit_actions = audit_command.add_subparsers(dest="action", required=True)
+    audit_poll = audit_actions.add_parser("poll", help="rebuild a poll's log and tally")
+    audit_poll.add_argument("poll_id", type=int, metavar="ID")
     return parser
 
 
@@ -143,6 +167,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await _admin(linli, args)
         if args.command == "group":
             return await _group(linli, args)
+        if args.command == "poll":
+            return await _poll(linli, args)
+        if args.command == "audit":
+            return await _audit(linli, args)
     finally:
         await linli.close()
     raise AssertionError(args.command)
@@ -200,6 +228,76 @@ async def _group(linli: Linli, args: argparse.Namespace) -> int:
             group_id = known.id
         await groups.link(session, group_id, scope, now)
     print(f"group {args.chat_id}: {scope.spelled}")
+    return 0
+
+
+async def _poll(linli: Linli, args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    zone = ZoneInfo(linli.settings.community.timezone)
+    if args.action == "list":
+        async with linli.sessions() as session:
+            for poll in await polls.listing(session):
+                deadline = poll.deadline.astimezone(zone).isoformat(timespec="minutes")
+                print(f"{poll.id}\t{poll.status}\t{deadline}\t{poll.question}")
+        return 0
+    if args.action == "close":
+        async with linli.transaction() as session:
+            results = await polls.close(session, args.poll_id, now)
+        if results is None:
+            raise UsageError(f"no poll {args.poll_id}")
+        print(_results_line(args.poll_id, results))
+        return 0
+    try:
+        deadline = datetime.fromisoformat(args.deadline)
+    except ValueError as exc:
+        raise UsageError(f"--deadline {args.deadline!r} is not an ISO 8601 time") from exc
+    if deadline.tzinfo is None:
+        deadline = deadline.replace(tzinfo=zone)
+    async with linli.transaction() as session:
+        scope = await parse_scope(session, args.scope)
+        if scope is None:
+            raise UsageError(
+                f"no scope {args.scope!r}: write community, grid:NAME or building:NAME"
+            )
+        try:
+            poll = await polls.create(
+                session,
+                scope,
+                args.question,
+                args.options,
+                deadline=deadline.astimezone(UTC),
+                now=now,
+                max_choices=args.multiple,
+                anonymous=args.anonymous,
+                per_household=args.per_household,
+                quorum_percent=args.quorum,
+                private=not args.no_private,
+            )
+        except polls.PollProblem as exc:
+            raise UsageError(str(exc)) from exc
+        poll_id = poll.id
+    print(poll_id)
+    return 0
+
+
+def _results_line(poll_id: int, results: polls.Results) -> str:
+    quorum = {None: "", True: " quorum met", False: " quorum not met"}[results.quorum_met]
+    return (
+        f"poll {poll_id}: counts {results.counts}, turnout {results.turnout} of "
+        f"{results.eligible}{quorum}, root {results.root}, size {results.size}"
+    )
+
+
+async def _audit(linli: Linli, args: argparse.Namespace) -> int:
+    async with linli.sessions() as session:
+        problems = await audit_poll(session, args.poll_id)
+    if problems is None:
+        raise UsageError(f"no poll {args.poll_id}")
+    for problem in problems:
+        print(f"MISMATCH poll {args.poll_id}: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"poll {args.poll_id}: the log, the ballots and the published results agree")
     return 0
 
 

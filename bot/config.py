@@ -232,6 +232,14 @@ class SchedulerSettings(_Section):
     tick_seconds: float = Field(default=15.0, gt=0)
 
 
+class VotingSettings(_Section):
+    """Anonymous polls name voters by a token derived with this key, which must not be in the
+    database (DESIGN.md "Votes"). Empty: a random key kept in `voter_key_file`, made once."""
+
+    voter_key: str = ""
+    voter_key_file: str = "data/voter.key"
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -252,6 +260,7 @@ class Settings(BaseSettings):
     report: ReportSettings = Field(default_factory=ReportSettings)
     dialogue: DialogueSettings = Field(default_factory=DialogueSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    voting: VotingSettings = Field(default_factory=VotingSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

@@ -12,12 +12,15 @@ from models.outbox import OutboxMessage
 from models.people import Identity, Person, Role, RoleAssignment
 from models.platform import PlatformToken
 from models.points import PendingAward
+from models.poll import Ballot, BallotEvent, Poll
 from models.report import Report, ReportEvent, ReportFollower, ReportMedia
 from models.ticket import ActionTicket
 
 __all__ = [
     "ActionTicket",
     "AuditEntry",
+    "Ballot",
+    "BallotEvent",
     "Base",
     "Building",
     "CardMessage",
@@ -34,6 +37,7 @@ __all__ = [
     "PendingAward",
     "Person",
     "PlatformToken",
+    "Poll",
     "ProcessedUpdate",
     "Report",
     "ReportEvent",

@@ -1,0 +1,206 @@
+"""Creating, listing and closing polls; who may vote in one; the tally."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, case, func, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import Ballot, BallotEvent, Building, Household, Person, Poll
+from services import audit
+from services.scopes import BUILDING, GRID, Scope
+from services.sql import is_postgres
+from services.voting import log
+
+MAX_QUESTION = 300
+MAX_OPTION = 100
+MIN_OPTIONS, MAX_OPTIONS = 2, 10
+
+
+class PollProblem(Exception):
+    """A poll that can't be created as asked; the message says which part, for the CLI."""
+
+
+@dataclass(frozen=True)
+class Results:
+    counts: list[int]
+    turnout: int  # eligible units that voted
+    eligible: int
+    quorum_met: bool | None  # None: no quorum asked
+    root: str
+    size: int
+
+
+async def create(
+    session: AsyncSession,
+    scope: Scope,
+    question: str,
+    options: list[str],
+    *,
+    deadline: datetime,
+    now: datetime,
+    max_choices: int = 1,
+    anonymous: bool = False,
+    per_household: bool = False,
+    quorum_percent: int | None = None,
+    private: bool = True,
+    created_by: int | None = None,
+) -> Poll:
+    question = " ".join(question.split())
+    options = [" ".join(o.split()) for o in options]
+    if not question or len(question) > MAX_QUESTION:
+        raise PollProblem(f"the question must have 1 to {MAX_QUESTION} characters")
+    if not MIN_OPTIONS <= len(options) <= MAX_OPTIONS:
+        raise PollProblem(f"a poll has {MIN_OPTIONS} to {MAX_OPTIONS} options")
+    if any(not o or len(o) > MAX_OPTION for o in options) or len(set(options)) < len(options):
+        raise PollProblem(f"options must be different, each 1 to {MAX_OPTION} characters")
+    if not 1 <= max_choices <= len(options):
+        raise PollProblem("--multiple must be between 1 and the number of options")
+    if quorum_percent is not None and not 1 <= quorum_percent <= 100:
+        raise PollProblem("the quorum is a percentage from 1 to 100")
+    if deadline <= now:
+        raise PollProblem("the deadline must be in the future")
+    poll = Poll(
+        scope=scope.kind,
+        grid_id=scope.id if scope.kind == GRID else None,
+        building_id=scope.id if scope.kind == BUILDING else None,
+        question=question,
+        options=options,
+        max_choices=max_choices,
+        anonymous=anonymous,
+        per_household=per_household,
+        quorum_percent=quorum_percent,
+        deadline=deadline,
+        private=private,
+        created_by=created_by,
+        created_at=now,
+        seed=secrets.token_hex(32),
+    )
+    session.add(poll)
+    await session.flush()
+    # Leaf 1: the poll as opened, with its seed. Published now, so the log can't be prepared.
+    append(
+        session,
+        poll,
+        {
+            "poll": poll.id,
+            "seed": poll.seed,
+            "question": question,
+            "options": options,
+            "max_choices": max_choices,
+            "anonymous": anonymous,
+            "per_household": per_household,
+        },
+        now,
+    )
+    await audit.record(session, "poll.create", actor_id=created_by, at=now, poll=poll.id)
+    return poll
+
+
+def append(session: AsyncSession, poll: Poll, entry: dict[str, Any], now: datetime) -> str:
+    """A new leaf at the end of the poll's log (the caller holds the poll's row); its hash."""
+    encoded = log.encode(entry)
+    digest = log.leaf_hash(encoded).hex()
+    poll.log_size += 1
+    session.add(
+        BallotEvent(
+            poll_id=poll.id, index=poll.log_size, entry=encoded.decode(), digest=digest, at=now
+        )
+    )
+    return digest
+
+
+async def locked(session: AsyncSession, poll_id: int) -> Poll | None:
+    """The poll with its row locked: ballots of one poll are appended one at a time."""
+    query = select(Poll).where(Poll.id == poll_id).execution_options(populate_existing=True)
+    if is_postgres(session):
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+def eligible_people(poll: Poll) -> Select[tuple[int, int]]:
+    """(person id, household id) of every active resident of the poll's scope."""
+    query = (
+        select(Person.id, Person.household_id)
+        .join(Household, Household.id == Person.household_id)
+        .join(Building, Building.id == Household.building_id)
+        .where(Person.status == "active")
+    )
+    if poll.scope == BUILDING:
+        query = query.where(Building.id == poll.building_id)
+    elif poll.scope == GRID:
+        query = query.where(Building.grid_id == poll.grid_id)
+    return query
+
+
+async def eligible_count(session: AsyncSession, poll: Poll) -> int:
+    people = eligible_people(poll).subquery()
+    column = people.c.household_id if poll.per_household else people.c.id
+    return int(await session.scalar(select(func.count(func.distinct(column)))) or 0)
+
+
+async def tally(session: AsyncSession, poll: Poll) -> tuple[list[int], int]:
+    """(votes per option, ballots): one pass over the poll's ballots, in SQL."""
+
+    # Bit n of the mask is option n; the masks are literals (both databases compare a bigint
+    # with them; a bound parameter would be typed as the column's type on one and not the other).
+    sums = [
+        func.coalesce(
+            func.sum(
+                case((Ballot.choices.op("&")(literal_column(str(1 << n))) != 0, 1), else_=0)
+            ),
+            0,
+        )
+        for n in range(len(poll.options))
+    ]
+    row = (
+        await session.execute(select(func.count(), *sums).where(Ballot.poll_id == poll.id))
+    ).one()
+    return [int(v) for v in row[1:]], int(row[0])
+
+
+async def leaves(session: AsyncSession, poll_id: int, upto: int | None = None) -> list[bytes]:
+    query = select(BallotEvent.digest).where(BallotEvent.poll_id == poll_id)
+    if upto is not None:
+        query = query.where(BallotEvent.index <= upto)
+    rows = await session.scalars(query.order_by(BallotEvent.index))
+    return [bytes.fromhex(d) for d in rows]
+
+
+async def close(session: AsyncSession, poll_id: int, now: datetime) -> Results | None:
+    """Close now (the deadline, or an operator) and publish: counts, turnout, quorum, and the
+    log's root and size. Closing a closed poll changes nothing and says its results."""
+    poll = await locked(session, poll_id)
+    if poll is None:
+        return None
+    if poll.status != "closed":
+        counts, turnout = await tally(session, poll)
+        eligible = await eligible_count(session, poll)
+        root = log.root_of(await leaves(session, poll.id)).hex()
+        poll.status, poll.closed_at = "closed", now
+        poll.root, poll.size = root, poll.log_size
+        poll.results = {"counts": counts, "turnout": turnout, "eligible": eligible}
+        await audit.record(session, "poll.close", at=now, poll=poll.id, root=root)
+    return results_of(poll)
+
+
+def results_of(poll: Poll) -> Results | None:
+    if poll.results is None or poll.root is None or poll.size is None:
+        return None
+    turnout, eligible = int(poll.results["turnout"]), int(poll.results["eligible"])
+    quorum = (
+        None
+        if poll.quorum_percent is None
+        else turnout * 100 >= poll.quorum_percent * eligible and eligible > 0
+    )
+    return Results(
+        [int(c) for c in poll.results["counts"]], turnout, eligible, quorum, poll.root, poll.size
+    )
+
+
+async def listing(session: AsyncSession) -> list[Poll]:
+    return list((await session.scalars(select(Poll).order_by(Poll.id))).all())

@@ -1,0 +1,254 @@
+"""The voting service (issue 11, "One voting service that anyone can verify"): one current
+ballot per eligible unit, changes recorded in an append-only Merkle log, receipts that verify,
+results published with the log's root, and an audit that catches a tampered row. SQLite and
+PostgreSQL; the household race on PostgreSQL with its interleaving forced."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text, update
+
+from bot.app import Linli
+from models import Ballot, BallotEvent, Poll
+from services import people
+from services.scopes import Scope
+from services.voting import ballots, log, polls
+from services.voting.audit import audit_poll
+from services.voting.ballots import Receipt, Refusal
+from services.voting.keys import voter_key
+from tests.conftest import FakeClock
+from tests.dialog import Dialog
+from tests.processes import linli_process, run_linli
+from tests.races import Blocker
+from tests.report_cast import join
+
+KEY = b"k" * 32
+
+
+async def residents(linli: Linli) -> dict[str, int]:
+    """Amy and Ann share room 302 of Building 2, Bob lives in 303, Cy in Building 1."""
+    dialog = Dialog(linli)
+    await join(dialog, "amy", room="302")
+    await join(dialog, "ann", room="302")
+    await join(dialog, "bob", room="303")
+    await join(dialog, "cy", building="Building 1", room="101")
+    ids = {}
+    async with linli.sessions() as session:
+        for who in ("amy", "ann", "bob", "cy"):
+            person = await people.by_identity(session, "console", who)
+            assert person is not None
+            ids[who] = person.id
+    return ids
+
+
+async def new_poll(linli: Linli, clock: FakeClock, **kw: object) -> int:
+    async with linli.transaction() as session:
+        building = await session.scalar(text("SELECT id FROM building WHERE name = 'Building 2'"))
+        poll = await polls.create(
+            session,
+            Scope("building", int(building), "Building 2"),
+            "Paint the bike shed green?",
+            ["Yes", "No", "Blue instead"],
+            deadline=clock() + timedelta(days=3),
+            now=clock(),
+            **kw,  # type: ignore[arg-type]
+        )
+        return poll.id
+
+
+async def cast(
+    linli: Linli, poll_id: int, person_id: int, *chosen: int, proxy: bool = False
+) -> Receipt | Refusal:
+    async with linli.transaction() as session:
+        return await ballots.cast(
+            session, poll_id, person_id, list(chosen), linli.dialogue.clock(), KEY, proxy=proxy
+        )
+
+
+async def test_one_ballot_per_resident_changes_logged_and_results_published_at_the_close(
+    linli: Linli, clock: FakeClock
+) -> None:
+    who = await residents(linli)
+    poll_id = await new_poll(linli, clock)
+
+    first = await cast(linli, poll_id, who["amy"], 0)
+    assert isinstance(first, Receipt) and not first.changed
+    assert isinstance(await cast(linli, poll_id, who["bob"], 1), Receipt)
+    changed = await cast(linli, poll_id, who["amy"], 1)
+    assert isinstance(changed, Receipt) and changed.changed
+    same = await cast(linli, poll_id, who["amy"], 1)
+    assert isinstance(same, Receipt) and same.unchanged and same.digest == changed.digest
+    assert await cast(linli, poll_id, who["cy"], 0) is Refusal.NOT_ELIGIBLE  # Building 1
+    assert await cast(linli, poll_id, who["ann"], 0, 1) is Refusal.TOO_MANY  # single choice
+    assert await cast(linli, poll_id, who["ann"], 3) is Refusal.BAD_CHOICE
+    assert await cast(linli, poll_id, who["ann"], 999) is Refusal.BAD_CHOICE
+
+    async with linli.sessions() as session:
+        poll = await session.get(Poll, poll_id)
+        assert poll is not None
+        # Nothing is published before the close, to anyone.
+        assert polls.results_of(poll) is None
+        stored = (await session.execute(select(Ballot.voter, Ballot.choices))).all()
+        entries = (await session.scalars(select(BallotEvent.entry))).all()
+    assert sorted(stored) == [(f"person:{who['amy']}", 0b10), (f"person:{who['bob']}", 0b10)]
+    assert len(entries) == 4  # the seed, Amy, Bob, Amy's change
+
+    async with linli.transaction() as session:
+        results = await polls.close(session, poll_id, clock())
+    assert results is not None
+    assert (results.counts, results.turnout, results.eligible) == ([0, 2, 0], 2, 3)
+    assert results.size == 4 and results.quorum_met is None
+    assert await cast(linli, poll_id, who["ann"], 0) is Refusal.CLOSED
+
+    # Every receipt is a leaf of the published tree, with a proof anyone can check again.
+    async with linli.sessions() as session:
+        for receipt in (first, changed):
+            verified = await ballots.verify(session, receipt.digest)
+            assert verified is not None and verified.root == results.root
+            assert log.verify(
+                bytes.fromhex(receipt.digest), bytes.fromhex(results.root), verified.proof
+            )
+        assert await ballots.verify(session, "0" * 64) is None
+        assert await ballots.verify(session, "not a receipt") is None
+        assert await audit_poll(session, poll_id) == []
+
+
+async def test_the_audit_catches_a_tampered_ballot_and_a_tampered_leaf(
+    linli: Linli, clock: FakeClock
+) -> None:
+    who = await residents(linli)
+    poll_id = await new_poll(linli, clock)
+    await cast(linli, poll_id, who["amy"], 0)
+    await cast(linli, poll_id, who["bob"], 1)
+    async with linli.transaction() as session:
+        await polls.close(session, poll_id, clock())
+        await session.execute(
+            update(Ballot).where(Ballot.voter == f"person:{who['bob']}").values(choices=0b1)
+        )
+    async with linli.sessions() as session:
+        problems = await audit_poll(session, poll_id)
+    assert problems == [
+        f"ballot of person:{who['bob']}: stored options [1] (leaf 3), "
+        "the log says options [2] (leaf 3)"
+    ]
+    async with linli.transaction() as session:
+        await session.execute(
+            update(Ballot).where(Ballot.voter == f"person:{who['bob']}").values(choices=0b10)
+        )
+        entry = await session.scalar(
+            select(BallotEvent.entry).where(BallotEvent.poll_id == poll_id, BallotEvent.index == 2)
+        )
+        assert entry is not None and '"choices":[0]' in entry
+        await session.execute(
+            update(BallotEvent)
+            .where(BallotEvent.poll_id == poll_id, BallotEvent.index == 2)
+            .values(entry=entry.replace('"choices":[0]', '"choices":[1]'))
+        )
+    async with linli.sessions() as session:
+        problems = await audit_poll(session, poll_id)
+    assert problems is not None and "leaf 2: its hash does not match its entry" in problems
+    assert any(p.startswith("published counts [1, 1, 0]") for p in problems)
+
+
+async def test_an_anonymous_poll_keeps_no_names_and_one_vote_per_household(
+    linli: Linli, clock: FakeClock
+) -> None:
+    who = await residents(linli)
+    poll_id = await new_poll(linli, clock, anonymous=True, per_household=True, quorum_percent=50)
+    await cast(linli, poll_id, who["amy"], 0)
+    replaced = await cast(linli, poll_id, who["ann"], 2)  # the same household: one ballot
+    assert isinstance(replaced, Receipt) and replaced.changed
+    async with linli.sessions() as session:
+        rows = (await session.execute(select(Ballot.voter, Ballot.person_id))).all()
+        entries = "".join((await session.scalars(select(BallotEvent.entry))).all())
+    assert len(rows) == 1 and rows[0].person_id is None
+    assert "person:" not in rows[0].voter and "household:" not in rows[0].voter
+    assert "person:" not in entries and "household:" not in entries
+    async with linli.transaction() as session:
+        results = await polls.close(session, poll_id, clock())
+        assert await audit_poll(session, poll_id) == []
+    # Two households in Building 2 (302 and 303), one voted: 50 % is the quorum.
+    assert results is not None and (results.counts, results.turnout, results.eligible) == (
+        [0, 0, 1],
+        1,
+        2,
+    )
+    assert results.quorum_met is True
+
+
+async def test_two_phones_of_one_household_voting_at_once_leave_one_ballot(
+    db_url: str, linli: Linli, clock: FakeClock
+) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time: two voters cannot interleave")
+    who = await residents(linli)
+    poll_id = await new_poll(linli, clock, per_household=True)
+    async with Blocker(db_url) as blocker:
+        await blocker.hold_row("poll", poll_id)
+        amy, ann = await blocker.queue(
+            cast(linli, poll_id, who["amy"], 0), cast(linli, poll_id, who["ann"], 1)
+        )
+        await blocker.release()
+        first, second = await asyncio.gather(amy, ann)
+    assert isinstance(first, Receipt) and not first.changed
+    assert isinstance(second, Receipt) and second.changed
+    async with linli.sessions() as session:
+        rows = (await session.execute(select(Ballot.voter, Ballot.choices))).all()
+        assert await audit_poll(session, poll_id) == []
+    assert rows == [(f"household:{await household_of(linli, who['amy'])}", 0b10)]
+
+
+async def household_of(linli: Linli, person_id: int) -> int:
+    async with linli.sessions() as session:
+        found = await session.scalar(
+            text(f"SELECT household_id FROM person WHERE id = {person_id}")
+        )
+    return int(found)
+
+
+async def test_the_command_line_creates_lists_closes_and_audits_polls(db_url: str) -> None:
+    env = {"LINLI_DATABASE__URL": db_url, "LINLI_VOTING__VOTER_KEY": KEY.decode()}
+    await run_linli(env, "init")
+    created = await run_linli(
+        env,
+        *("poll", "create", "--scope", "building:Building 2", "--question", "New bins?"),
+        *("--option", "Yes", "--option", "No", "--quorum", "30"),
+        *("--deadline", "2099-01-31T20:00", "--anonymous", "--per-household"),
+    )
+    poll_id = int(created.strip())
+    listed = (await run_linli(env, "poll", "list")).strip().splitlines()
+    assert listed == [f"{poll_id}\topen\t2099-01-31T20:00+08:00\tNew bins?"]
+    closed = (await run_linli(env, "poll", "close", str(poll_id))).strip()
+    assert closed.startswith(f"poll {poll_id}: counts [0, 0], turnout 0 of 0 quorum not met")
+    assert "agree" in await run_linli(env, "audit", "poll", str(poll_id))
+
+    async with linli_process(
+        "poll",
+        "create",
+        "--scope",
+        "building:Nowhere",
+        "--question",
+        "?",
+        "--option",
+        "a",
+        "--option",
+        "b",
+        "--deadline",
+        "2099-01-01T00:00",
+        env=env,
+    ) as process:
+        _, err = await process.communicate()
+    assert process.returncode == 2 and err.decode().count("\n") == 1 and "Nowhere" in err.decode()
+
+
+def test_the_voter_key_comes_from_the_configuration_or_a_private_file(tmp_path: Path) -> None:
+    assert voter_key("configured-key", str(tmp_path / "unused")) == b"configured-key"
+    assert not (tmp_path / "unused").exists()
+    made = voter_key("", str(tmp_path / "keys" / "voter.key"))
+    assert len(made) == 64
+    assert (tmp_path / "keys" / "voter.key").stat().st_mode & 0o777 == 0o600
+    assert voter_key("", str(tmp_path / "keys" / "voter.key")) == made  # never replaced
