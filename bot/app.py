@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
@@ -30,6 +31,7 @@ from handlers.flow import CommunityRules
 from handlers.help import CANCEL_DESCRIPTION
 from handlers.i18n import Catalogs
 from handlers.messages import FileRef
+from handlers.poll_schedule import PollJobs
 from handlers.reports.intake import Fetch, MediaIntake
 from handlers.reports.rules import CategoryRule, ReportRules
 from handlers.reports.schedule import ReportJobs
@@ -41,6 +43,7 @@ from services.media.garbage import MediaCollector
 from services.reports import queries as report_queries
 from services.reports.policy import Category, ReportPolicy
 from services.sql import Transaction
+from services.voting import keys
 
 log = logging.getLogger("linli")
 # How often a console looks for messages other processes queued for its person.
@@ -187,7 +190,11 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
     )
     catalogs = Catalogs()
     reports = report_rules(settings)
-    registry = build_registry(reports)
+    # Read (or made) the first time a vote needs it, not by every command that starts up.
+    voter_key = functools.cache(
+        lambda: keys.voter_key(settings.voting.voter_key, settings.voting.voter_key_file)
+    )
+    registry = build_registry(reports, voter_key)
     dispatcher = OutboxDispatcher(store.transaction, clock)
     fetchers: dict[str, Fetch] = {}
     dialogue = DialogueEngine(
@@ -214,7 +221,14 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
         dialogue=dialogue,
         dispatcher=dispatcher,
         ticker=Ticker(
-            store.transaction, dispatcher, clock, jobs=[jobs, MediaCollector(reports.storage)]
+            store.transaction,
+            dispatcher,
+            clock,
+            jobs=[
+                jobs,
+                PollJobs(catalogs, settings.community.default_locale, registry.notices, voter_key),
+                MediaCollector(reports.storage),
+            ],
         ),
         fetchers=fetchers,
         media=reports.storage,

@@ -22,11 +22,12 @@ from bot.channels.telegram import deep_link
 from bot.config import ConfigError, Settings, load_settings
 from handlers.flow import Notifier
 from handlers.i18n import CatalogError
-from models import Person, Role, RoleAssignment
+from models import Person, Poll, Role, RoleAssignment
 from services import audit, community, groups, invites, people
 from services.registration import scopes
 from services.reports.handing import HandedOn, hand_on_uncovered
 from services.scopes import parse as parse_scope
+from services.voting import notices as poll_notices
 from services.voting import polls
 from services.voting.audit import audit_poll
 
@@ -242,10 +243,14 @@ async def _poll(linli: Linli, args: argparse.Namespace) -> int:
         return 0
     if args.action == "close":
         async with linli.transaction() as session:
-            results = await polls.close(session, args.poll_id, now)
-        if results is None:
+            closed = await polls.close(session, args.poll_id, now)
+            poll = await session.get(Poll, args.poll_id)
+            if closed is not None and closed.now and poll is not None:
+                notices = await poll_notices.published(session, poll)
+                await _notifier(linli, session, now).tell(notices)
+        if closed is None:
             raise UsageError(f"no poll {args.poll_id}")
-        print(_results_line(args.poll_id, results))
+        print(_results_line(args.poll_id, closed.results))
         return 0
     try:
         deadline = datetime.fromisoformat(args.deadline)
@@ -276,6 +281,8 @@ async def _poll(linli: Linli, args: argparse.Namespace) -> int:
         except polls.PollProblem as exc:
             raise UsageError(str(exc)) from exc
         poll_id = poll.id
+        # Each eligible resident's card, sent by the running bot through the outbox.
+        await _notifier(linli, session, now).tell(await poll_notices.opened(session, poll))
     print(poll_id)
     return 0
 
@@ -458,16 +465,19 @@ async def _hand_on_reports(linli: Linli, session: AsyncSession, person_id: int) 
     """The reports a revoked person no longer covers go to someone else, who gets a card; the
     person and the residents are told through the outbox (sent by the running bot)."""
     now = datetime.now(UTC)
-    notifier = Notifier(
+    handed = await hand_on_uncovered(session, report_rules(linli.settings).policy, person_id, now)
+    await _notifier(linli, session, now).tell(handed.notices)
+    return handed.reports
+
+
+def _notifier(linli: Linli, session: AsyncSession, now: datetime) -> Notifier:
+    return Notifier(
         session,
         linli.catalogs,
         linli.settings.community.default_locale,
         now,
         linli.registry.notices,
     )
-    handed = await hand_on_uncovered(session, report_rules(linli.settings).policy, person_id, now)
-    await notifier.tell(handed.notices)
-    return handed.reports
 
 
 def _person_line(person: Person) -> str:

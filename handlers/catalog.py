@@ -16,11 +16,13 @@ from handlers.reports.rating import RatingFlow
 from handlers.reports.rules import ReportRules
 from handlers.reports.work import WorkFlow
 from handlers.start import REGISTRATION_TICKET, StartFlow
+from handlers.voting import PollFlow, VerifyFlow, VoterKey, poll_notices, vote_ticket
 from services.reports.handing import REPORT_TICKET
 from services.reports.verdict import RATING_TICKET
+from services.voting.notices import POLL_TICKET
 
 
-def build_registry(reports: ReportRules) -> FlowRegistry:
+def build_registry(reports: ReportRules, voter_key: VoterKey) -> FlowRegistry:
     registry = FlowRegistry()
     registry.add(StartFlow())
     registry.add(HelpFlow(registry.flows))
@@ -43,4 +45,9 @@ def build_registry(reports: ReportRules) -> FlowRegistry:
     registry.on_ticket(REPORT_TICKET, work.on_card)
     registry.on_ticket(RATING_TICKET, rating.on_rating)
     registry.notices.update(report_notices(reports))
+    poll = PollFlow(voter_key)
+    registry.add(poll)
+    registry.add(VerifyFlow())
+    registry.on_ticket(POLL_TICKET, vote_ticket(voter_key, poll))
+    registry.notices.update(poll_notices(reports.timezone))
     return registry

@@ -36,6 +36,8 @@ class Poll(Base):
     seed: Mapped[str] = mapped_column(String(64))
     log_size: Mapped[int] = mapped_column(default=0)
     closed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Non-voters were reminded (a day before the deadline), once.
+    reminded_at: Mapped[datetime | None] = mapped_column(default=None)
     # Published at the close: the tree's root and size, the counts, turnout and eligibility.
     root: Mapped[str | None] = mapped_column(String(64), default=None)
     size: Mapped[int | None] = mapped_column(default=None)

@@ -45,7 +45,13 @@ def settings_for(db_url: str, **overrides: str) -> Settings:
     """Build settings the way production does: bot.toml overlaid by LINLI_… variables."""
     # Each app stores its photos in a directory of its own, never in the checkout's data/.
     media = tempfile.mkdtemp(prefix="linli-media-")
-    environ = {"LINLI_DATABASE__URL": db_url, "LINLI_REPORT__MEDIA_DIR": media, **overrides}
+    environ = {
+        "LINLI_DATABASE__URL": db_url,
+        "LINLI_REPORT__MEDIA_DIR": media,
+        # Nor its voter key (an anonymous poll's tokens) in the checkout's data/.
+        "LINLI_VOTING__VOTER_KEY": "test-voter-key-0123456789abcdef0123456789",
+        **overrides,
+    }
     return load_settings(ROOT / "bot.toml", environ=environ)
 
 

@@ -50,7 +50,10 @@ async def test_commands_menu_in_both_languages(bot: Linli, stub: BotApiStub) -> 
     assert set(menus) == {"zh", "en", None}
     english = {c["command"]: c["description"] for c in menus["en"]}
     chinese = {c["command"]: c["description"] for c in menus["zh"]}
-    assert set(english) == {"start", "help", "language", "link", "report", "myreports", "cancel"}
+    assert set(english) == {
+        *("start", "help", "language", "link", "report", "myreports"),
+        *("poll", "verify", "cancel"),
+    }
     assert set(chinese) == set(english)
     assert english["help"] == "Show what you can do" and chinese["help"] == "查看可以使用的功能"
     assert menus[None] == menus["zh"]  # the community's default language

@@ -98,8 +98,9 @@ async def test_one_ballot_per_resident_changes_logged_and_results_published_at_t
     assert len(entries) == 4  # the seed, Amy, Bob, Amy's change
 
     async with linli.transaction() as session:
-        results = await polls.close(session, poll_id, clock())
-    assert results is not None
+        closed = await polls.close(session, poll_id, clock())
+    assert closed is not None and closed.now
+    results = closed.results
     assert (results.counts, results.turnout, results.eligible) == ([0, 2, 0], 2, 3)
     assert results.size == 4 and results.quorum_met is None
     assert await cast(linli, poll_id, who["ann"], 0) is Refusal.CLOSED
@@ -169,7 +170,9 @@ async def test_an_anonymous_poll_keeps_no_names_and_one_vote_per_household(
     assert "person:" not in rows[0].voter and "household:" not in rows[0].voter
     assert "person:" not in entries and "household:" not in entries
     async with linli.transaction() as session:
-        results = await polls.close(session, poll_id, clock())
+        closed = await polls.close(session, poll_id, clock())
+        assert closed is not None
+        results = closed.results
         assert await audit_poll(session, poll_id) == []
     # Two households in Building 2 (302 and 303), one voted: 50 % is the quorum.
     assert results is not None and (results.counts, results.turnout, results.eligible) == (

@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("seed", sa.String(length=64), nullable=False),
         sa.Column("log_size", sa.Integer(), nullable=False),
         sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("reminded_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("root", sa.String(length=64), nullable=True),
         sa.Column("size", sa.Integer(), nullable=True),
         sa.Column("results", sa.JSON(), nullable=True),

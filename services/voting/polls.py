@@ -150,9 +150,7 @@ async def tally(session: AsyncSession, poll: Poll) -> tuple[list[int], int]:
     # with them; a bound parameter would be typed as the column's type on one and not the other).
     sums = [
         func.coalesce(
-            func.sum(
-                case((Ballot.choices.op("&")(literal_column(str(1 << n))) != 0, 1), else_=0)
-            ),
+            func.sum(case((Ballot.choices.op("&")(literal_column(str(1 << n))) != 0, 1), else_=0)),
             0,
         )
         for n in range(len(poll.options))
@@ -171,13 +169,20 @@ async def leaves(session: AsyncSession, poll_id: int, upto: int | None = None) -
     return [bytes.fromhex(d) for d in rows]
 
 
-async def close(session: AsyncSession, poll_id: int, now: datetime) -> Results | None:
+@dataclass(frozen=True)
+class Closed:
+    results: Results
+    now: bool  # closed by this call (False: it was closed before, and nothing changed)
+
+
+async def close(session: AsyncSession, poll_id: int, now: datetime) -> Closed | None:
     """Close now (the deadline, or an operator) and publish: counts, turnout, quorum, and the
     log's root and size. Closing a closed poll changes nothing and says its results."""
     poll = await locked(session, poll_id)
     if poll is None:
         return None
-    if poll.status != "closed":
+    closing = poll.status != "closed"
+    if closing:
         counts, turnout = await tally(session, poll)
         eligible = await eligible_count(session, poll)
         root = log.root_of(await leaves(session, poll.id)).hex()
@@ -185,7 +190,9 @@ async def close(session: AsyncSession, poll_id: int, now: datetime) -> Results |
         poll.root, poll.size = root, poll.log_size
         poll.results = {"counts": counts, "turnout": turnout, "eligible": eligible}
         await audit.record(session, "poll.close", at=now, poll=poll.id, root=root)
-    return results_of(poll)
+    results = results_of(poll)
+    assert results is not None
+    return Closed(results, closing)
 
 
 def results_of(poll: Poll) -> Results | None:

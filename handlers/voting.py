@@ -1,0 +1,278 @@
+"""Building polls in chat: the card each eligible resident gets, voting by its buttons or with
+/poll, the receipt, /verify, the reminder and the results (services/voting/)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import ClassVar
+from zoneinfo import ZoneInfo
+
+import orjson
+from sqlalchemy import select
+
+from handlers.flow import Context, Flow, Notifier, Step
+from handlers.i18n import N_, Translator
+from handlers.messages import Outgoing
+from handlers.notices import NoticeKind
+from models import Person, Poll
+from services.notices import Notice
+from services.voting import ballots, notices, polls
+from services.voting.ballots import Refusal
+
+VoterKey = Callable[[], bytes]
+CHOOSE = "choose"
+CONFIRM = "confirm"
+
+REFUSALS = {
+    Refusal.UNKNOWN: N_("This poll no longer exists."),
+    Refusal.CLOSED: N_("This poll is closed. Its results were sent when it closed."),
+    Refusal.NOT_ELIGIBLE: N_("Sorry, this poll is for residents of another part of the community."),
+    Refusal.BAD_CHOICE: N_("That is not one of the poll's options."),
+    Refusal.TOO_MANY: N_("You can choose at most {max} options in this poll."),
+}
+
+
+def _local(moment: datetime, timezone: str) -> str:
+    return moment.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M")
+
+
+def _facts(t: Translator, poll: Poll, timezone: str) -> str:
+    facts = [t.gettext("Deadline: {when}").format(when=_local(poll.deadline, timezone))]
+    if poll.max_choices > 1:
+        facts.append(t.gettext("Choose up to {max} options.").format(max=poll.max_choices))
+    facts.append(
+        t.gettext("Anonymous: nobody can see who chose what.")
+        if poll.anonymous
+        else t.gettext("Named: the organiser and staff can see who chose what after the close.")
+    )
+    if poll.per_household:
+        facts.append(t.gettext("One vote per household: the latest vote from your home counts."))
+    return "\n".join(facts)
+
+
+def poll_notices(timezone: str) -> dict[str, NoticeKind]:
+    async def opened(notifier: Notifier, t: Translator, notice: Notice) -> Outgoing:
+        poll = await notifier.session.get(Poll, notice.subject_id)
+        assert poll is not None
+        reader = await notifier.session.get(Person, notice.person_id)
+        text = "\n\n".join(
+            [
+                t.gettext("New poll: {question}").format(question=poll.question),
+                _facts(t, poll, timezone),
+                t.gettext("Nobody sees any results before the close."),
+            ]
+        )
+        choices = (
+            [(option, str(n)) for n, option in enumerate(poll.options)]
+            if poll.max_choices == 1
+            else [(t.gettext("Choose"), CHOOSE)]
+        )
+        options = await notifier.ticket_options(reader, notices.POLL_TICKET, poll.id, choices)
+        return Outgoing(text, options=options)
+
+    async def reminder(notifier: Notifier, t: Translator, notice: Notice) -> Outgoing:
+        poll = await notifier.session.get(Poll, notice.subject_id)
+        assert poll is not None
+        return Outgoing(
+            t.gettext(
+                "Reminder: the poll “{question}” closes at {when} and your vote is not in yet. "
+                "Send /poll to vote."
+            ).format(question=poll.question, when=_local(poll.deadline, timezone))
+        )
+
+    async def results(notifier: Notifier, t: Translator, notice: Notice) -> Outgoing:
+        poll = await notifier.session.get(Poll, notice.subject_id)
+        assert poll is not None
+        return Outgoing(results_text(t, poll))
+
+    return {
+        notices.OPENED: NoticeKind(opened),
+        notices.REMINDER: NoticeKind(reminder),
+        notices.RESULTS: NoticeKind(results),
+    }
+
+
+def results_text(t: Translator, poll: Poll) -> str:
+    results = polls.results_of(poll)
+    assert results is not None
+    lines = [t.gettext("Results of the poll “{question}”:").format(question=poll.question)]
+    for n, (option, count) in enumerate(zip(poll.options, results.counts, strict=True), 1):
+        lines.append(f"{n}. {option}: {count}")
+    share = round(100 * results.turnout / results.eligible) if results.eligible else 0
+    lines.append(
+        t.gettext("Turnout: {turnout} of {eligible} ({share} %).").format(
+            turnout=results.turnout, eligible=results.eligible, share=share
+        )
+    )
+    if results.quorum_met is not None:
+        lines.append(
+            (
+                t.gettext("Quorum of {quorum} %: met.")
+                if results.quorum_met
+                else t.gettext("Quorum of {quorum} %: not met.")
+            ).format(quorum=poll.quorum_percent)
+        )
+    lines.append(
+        t.gettext(
+            "Ballot log: {size} entries, root {root}. Send /verify and your receipt to check "
+            "that your ballot is in it."
+        ).format(size=results.size, root=results.root)
+    )
+    return "\n".join(lines)
+
+
+class PollFlow(Flow):
+    """`/poll`: the open polls this person may vote in; a vote, or a changed one."""
+
+    name = "poll"
+    command = "poll"
+    description = N_("Vote in your building's polls, or change your vote")
+    private_only: ClassVar[bool] = True
+    steps: ClassVar[dict[str, Step]] = {"which": Step(), "pick": Step()}
+
+    def __init__(self, key: VoterKey) -> None:
+        self.key = key
+
+    async def begin(self, ctx: Context, args: str) -> None:
+        open_polls = [
+            p
+            for p in (
+                await ctx.session.scalars(
+                    select(Poll)
+                    .where(Poll.status == "open", Poll.deadline > ctx.now)
+                    .order_by(Poll.id)
+                )
+            ).all()
+            if (
+                await ctx.session.execute(
+                    polls.eligible_people(p).where(Person.id == ctx.person.id)
+                )
+            ).first()
+            is not None
+        ]
+        if not open_polls:
+            ctx.say(ctx._("There are no open polls for you right now."))
+            return
+        ctx.ask(
+            self.name,
+            "which",
+            ctx._("Which poll?"),
+            options=[(p.question[:60], str(p.id)) for p in open_polls],
+        )
+
+    async def step_which(self, ctx: Context) -> None:
+        poll = await ctx.session.get(Poll, int(ctx.choice or 0))
+        if poll is None:
+            ctx.finish()
+            ctx.say(ctx._(REFUSALS[Refusal.UNKNOWN]))
+            return
+        self.ask_ballot(ctx, poll, [])
+
+    def ask_ballot(self, ctx: Context, poll: Poll, picked: list[int]) -> None:
+        if poll.max_choices == 1:
+            options = [(o, str(n)) for n, o in enumerate(poll.options)]
+            text = poll.question
+        else:
+            options = [
+                (("☑ " if n in picked else "☐ ") + o, str(n)) for n, o in enumerate(poll.options)
+            ]
+            options.append((ctx._("Confirm my choice"), CONFIRM))
+            text = "\n".join(
+                [
+                    poll.question,
+                    ctx._("Choose up to {max} options, then confirm.").format(max=poll.max_choices),
+                ]
+            )
+        ctx.ask(self.name, "pick", text, options=options, data={"poll": poll.id, "picked": picked})
+
+    async def step_pick(self, ctx: Context) -> None:
+        poll = await ctx.session.get(Poll, int(ctx.data.get("poll", 0)))  # type: ignore[call-overload]
+        if poll is None:
+            ctx.finish()
+            ctx.say(ctx._(REFUSALS[Refusal.UNKNOWN]))
+            return
+        picked = [int(n) for n in ctx.data.get("picked", [])]  # type: ignore[union-attr]
+        if poll.max_choices > 1 and ctx.choice != CONFIRM:
+            n = int(ctx.choice or 0)
+            picked = sorted(set(picked) ^ {n})
+            self.ask_ballot(ctx, poll, picked)
+            return
+        chosen = picked if poll.max_choices > 1 else [int(ctx.choice or 0)]
+        ctx.finish()
+        await vote(ctx, poll.id, chosen, self.key)
+
+
+async def vote(ctx: Context, poll_id: int, chosen: list[int], key: VoterKey) -> None:
+    result = await ballots.cast(ctx.session, poll_id, ctx.person.id, chosen, ctx.now, key())
+    if isinstance(result, Refusal):
+        poll = await ctx.session.get(Poll, poll_id)
+        ctx.say(ctx._(REFUSALS[result]).format(max=poll.max_choices if poll else 1))
+        return
+    said = (
+        ctx._("Your vote is unchanged.")
+        if result.unchanged
+        else ctx._("Your vote is changed.")
+        if result.changed
+        else ctx._("Your vote is in.")
+    )
+    ctx.say(
+        "\n".join(
+            [
+                said,
+                ctx._(
+                    "Receipt: {receipt}\nIt proves your ballot is counted, not how you voted. "
+                    "Send /verify and the receipt after the close to check it."
+                ).format(receipt=result.digest),
+            ]
+        )
+    )
+
+
+def vote_ticket(key: VoterKey, flow: PollFlow) -> Callable[..., object]:
+    async def on_press(ctx: Context, poll_id: int, choice: str) -> None:
+        if choice == CHOOSE:
+            poll = await ctx.session.get(Poll, poll_id)
+            if poll is None:
+                ctx.say(ctx._(REFUSALS[Refusal.UNKNOWN]))
+                return
+            flow.ask_ballot(ctx, poll, [])
+            return
+        await vote(ctx, poll_id, [int(choice)] if choice.isdigit() else [], key)
+
+    return on_press
+
+
+class VerifyFlow(Flow):
+    """`/verify RECEIPT`: is this ballot in its poll's published log?"""
+
+    name = "verify"
+    command = "verify"
+    description = N_("Check that your ballot is counted, with its receipt")
+
+    async def begin(self, ctx: Context, args: str) -> None:
+        receipt = args.strip()
+        if not receipt:
+            ctx.say(ctx._("Send /verify followed by the receipt you got when you voted."))
+            return
+        found = await ballots.verify(ctx.session, receipt)
+        if found is None:
+            ctx.say(
+                ctx._(
+                    "This receipt is not in any poll's log. Please check that it was copied "
+                    "whole (64 characters)."
+                )
+            )
+            return
+        ctx.say(
+            ctx._(
+                "Your ballot is in the log of poll {poll}: entry {index} of {size}, under the "
+                "root {root}. Inclusion proof: {proof}"
+            ).format(
+                poll=found.poll_id,
+                index=found.index,
+                size=found.size,
+                root=found.root,
+                proof=orjson.dumps(found.proof).decode(),
+            )
+        )

@@ -1,0 +1,123 @@
+"""Building polls in chat (issue 11): each eligible resident's card, a vote by its button with
+a receipt, a changed vote with /poll, refusals, the reminder to non-voters only, the results
+at the deadline by the scheduler tick, and /verify. English and Chinese, SQLite and
+PostgreSQL, through the engine and the outbox (Dialog)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from sqlalchemy import text
+
+from bot.app import Linli
+from handlers.flow import Notifier
+from services.scopes import Scope
+from services.voting import notices, polls
+from tests.conftest import FakeClock
+from tests.dialog import Dialog, texts
+from tests.report_cast import join
+
+
+async def open_poll(linli: Linli, clock: FakeClock, **kw: object) -> int:
+    """As `linli poll create` does: the poll, and each eligible resident's card."""
+    async with linli.transaction() as session:
+        building = await session.scalar(text("SELECT id FROM building WHERE name = 'Building 2'"))
+        poll = await polls.create(
+            session,
+            Scope("building", int(building), "Building 2"),
+            "Paint the bike shed green?",
+            ["Yes", "No"],
+            deadline=clock() + timedelta(days=3),
+            now=clock(),
+            **kw,  # type: ignore[arg-type]
+        )
+        notifier = Notifier(session, linli.catalogs, "zh_CN", clock(), linli.registry.notices)
+        await notifier.tell(await notices.opened(session, poll))
+        poll_id = poll.id
+    await linli.dispatcher.drain()
+    await linli.dispatcher.run_once()
+    return poll_id
+
+
+def receipt_in(said: str) -> str:
+    found = re.search(r"\b([0-9a-f]{64})\b", said)
+    assert found, said
+    return found.group(1)
+
+
+async def test_residents_vote_change_are_reminded_and_get_the_results(
+    linli: Linli, clock: FakeClock
+) -> None:
+    dialog = Dialog(linli)
+    await join(dialog, "amy", room="302")
+    await join(dialog, "bob", room="303")
+    await dialog.say("bob", "/language")
+    await dialog.press("bob", "中文")
+    await join(dialog, "ann", room="304")
+    await join(dialog, "cy", building="Building 1", room="101")
+    poll_id = await open_poll(linli, clock, quorum_percent=50)
+
+    card = dialog.channel.outbox["amy"][-1]
+    assert card.text.startswith("New poll: Paint the bike shed green?")
+    assert "Nobody sees any results before the close." in card.text
+    assert [o.label for o in card.options] == ["Yes", "No"]
+    assert "新投票" in dialog.channel.outbox["bob"][-1].text
+    assert not any("New poll" in m.text for m in dialog.channel.outbox["cy"])  # Building 1
+
+    voted = texts(await dialog.press("amy", "Yes", source=[card]))
+    assert voted.startswith("Your vote is in.")
+    first_receipt = receipt_in(voted)
+    # The card's buttons are spent; a stale press changes nothing.
+    stale = texts(await dialog.press("amy", "No", source=[card]))
+    assert "expired" in stale
+    bob_card = dialog.channel.outbox["bob"][-1]
+    assert "您的投票已收到" in texts(await dialog.press("bob", "No", source=[bob_card]))
+
+    # Changing one's vote with /poll.
+    await dialog.say("amy", "/poll")
+    await dialog.press("amy", "Paint the bike shed")
+    changed = texts(await dialog.press("amy", "No"))
+    assert changed.startswith("Your vote is changed.")
+    assert "There are no open polls for you" in texts(await dialog.say("cy", "/poll"))
+
+    # A day before the deadline: only Ann, who has not voted, is reminded.
+    clock.advance(days=2, hours=1)
+    await linli.ticker.tick()
+    assert "your vote is not in yet" in dialog.notices("ann")[-1]
+    assert not any("not in yet" in n for n in dialog.notices("amy") + dialog.notices("bob"))
+
+    # At the deadline the tick closes it and everyone it went to gets the results.
+    clock.advance(days=1)
+    await linli.ticker.tick()
+    results = dialog.notices("amy")[-1]
+    assert results.startswith("Results of the poll “Paint the bike shed green?”:")
+    assert "1. Yes: 0" in results and "2. No: 2" in results
+    assert "Turnout: 2 of 3 (67 %)." in results and "Quorum of 50 %: met." in results
+    assert "投票“Paint the bike shed green?”的结果" in dialog.notices("bob")[-1]
+    assert "Results of the poll" in dialog.notices("ann")[-1]
+    late = texts(await dialog.say("ann", "/poll"))
+    assert "There are no open polls for you" in late
+
+    # Any receipt, the replaced one too, is in the published log.
+    verified = texts(await dialog.say("amy", f"/verify {first_receipt}"))
+    assert f"Your ballot is in the log of poll {poll_id}: entry 2 of 4" in verified
+    assert "not in any poll's log" in texts(await dialog.say("amy", "/verify " + "0" * 64))
+
+
+async def test_a_multiple_choice_ballot_is_toggled_then_confirmed(
+    linli: Linli, clock: FakeClock
+) -> None:
+    dialog = Dialog(linli)
+    await join(dialog, "amy", room="302")
+    await open_poll(linli, clock, max_choices=2)
+    card = dialog.channel.outbox["amy"][-1]
+    assert "Choose up to 2 options." in card.text
+    assert [o.label for o in card.options] == ["Choose"]
+    await dialog.press("amy", "Choose", source=[card])
+    await dialog.press("amy", "☐ Yes")
+    toggled = dialog.seen("amy")[-1]
+    assert [o.label for o in toggled.options] == ["☑ Yes", "☐ No", "Confirm my choice"]
+    await dialog.press("amy", "☐ No")
+    done = texts(await dialog.press("amy", "Confirm my choice"))
+    assert done.startswith("Your vote is in.")
