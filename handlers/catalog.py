@@ -45,7 +45,7 @@ def build_registry(reports: ReportRules, voter_key: VoterKey) -> FlowRegistry:
     registry.on_ticket(REPORT_TICKET, work.on_card)
     registry.on_ticket(RATING_TICKET, rating.on_rating)
     registry.notices.update(report_notices(reports))
-    poll = PollFlow(voter_key)
+    poll = PollFlow(voter_key, reports.timezone)
     registry.add(poll)
     registry.add(VerifyFlow())
     registry.on_ticket(POLL_TICKET, vote_ticket(voter_key, poll))

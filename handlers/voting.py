@@ -15,6 +15,7 @@ from handlers.flow import Context, Flow, Notifier, Step
 from handlers.i18n import N_, Translator
 from handlers.messages import Outgoing
 from handlers.notices import NoticeKind
+from handlers.poll_draft import DraftSteps
 from models import Person, Poll
 from services.notices import Notice
 from services.voting import ballots, notices, polls
@@ -22,6 +23,7 @@ from services.voting.ballots import Refusal
 
 VoterKey = Callable[[], bytes]
 CHOOSE = "choose"
+NEW = "new"
 CONFIRM = "confirm"
 
 REFUSALS = {
@@ -122,17 +124,23 @@ def results_text(t: Translator, poll: Poll) -> str:
     return "\n".join(lines)
 
 
-class PollFlow(Flow):
-    """`/poll`: the open polls this person may vote in; a vote, or a changed one."""
+class PollFlow(DraftSteps, Flow):
+    """`/poll`: the open polls this person may vote in, a vote or a changed one; and for
+    building heads and staff, a new poll (handlers/poll_draft.py)."""
 
     name = "poll"
     command = "poll"
     description = N_("Vote in your building's polls, or change your vote")
     private_only: ClassVar[bool] = True
-    steps: ClassVar[dict[str, Step]] = {"which": Step(), "pick": Step()}
+    steps: ClassVar[dict[str, Step]] = {
+        "which": Step(),
+        "pick": Step(),
+        **DraftSteps.draft_steps,
+    }
 
-    def __init__(self, key: VoterKey) -> None:
+    def __init__(self, key: VoterKey, timezone: str) -> None:
         self.key = key
+        self.timezone = timezone
 
     async def begin(self, ctx: Context, args: str) -> None:
         open_polls = [
@@ -151,17 +159,18 @@ class PollFlow(Flow):
             ).first()
             is not None
         ]
-        if not open_polls:
+        options = [(p.question[:60], str(p.id)) for p in open_polls]
+        if await self.may_create(ctx):
+            options.append((ctx._("Create a poll"), NEW))
+        if not options:
             ctx.say(ctx._("There are no open polls for you right now."))
             return
-        ctx.ask(
-            self.name,
-            "which",
-            ctx._("Which poll?"),
-            options=[(p.question[:60], str(p.id)) for p in open_polls],
-        )
+        ctx.ask(self.name, "which", ctx._("Which poll?"), options=options)
 
     async def step_which(self, ctx: Context) -> None:
+        if ctx.choice == NEW:
+            self._ask_question(ctx)
+            return
         poll = await ctx.session.get(Poll, int(ctx.choice or 0))
         if poll is None:
             ctx.finish()

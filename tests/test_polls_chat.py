@@ -12,6 +12,9 @@ from sqlalchemy import text
 
 from bot.app import Linli
 from handlers.flow import Notifier
+from models import Poll, Role
+from services import community, people
+from services.people import Grant
 from services.scopes import Scope
 from services.voting import notices, polls
 from tests.conftest import FakeClock
@@ -121,3 +124,51 @@ async def test_a_multiple_choice_ballot_is_toggled_then_confirmed(
     await dialog.press("amy", "☐ No")
     done = texts(await dialog.press("amy", "Confirm my choice"))
     assert done.startswith("Your vote is in.")
+
+
+async def test_a_building_head_opens_a_poll_in_chat(linli: Linli, clock: FakeClock) -> None:
+    dialog = Dialog(linli)
+    await join(dialog, "amy", room="302")
+    await join(dialog, "wang", room="501")
+    async with linli.transaction() as session:
+        wang = await people.by_identity(session, "console", "wang")
+        building = await community.building_by_name(session, "Building 2")
+        assert wang is not None and building is not None
+        await people.grant(session, wang.id, Grant(Role.BUILDING_HEAD, building_id=building.id))
+
+    await dialog.say("wang", "/poll")
+    await dialog.press("wang", "Create a poll")
+    assert "at most 300 characters" in texts(await dialog.say("wang", "x" * 301))
+    await dialog.say("wang", "Install a bike rack by the east gate?")
+    await dialog.say("wang", "Yes")
+    assert "“Done”" in texts(await dialog.say("wang", "No"))
+    assert "different" in texts(await dialog.say("wang", "No"))  # the same option twice
+    await dialog.press("wang", "Done")
+    await dialog.press("wang", "One option")
+    await dialog.press("wang", "Anonymous")
+    await dialog.press("wang", "One vote per household")
+    assert "in the future" in texts(await dialog.say("wang", "2020-01-01 20:00"))
+    # A building head has one scope: it is not asked.
+    summary = texts(await dialog.say("wang", "2026-11-30 20:00"))
+    assert "Install a bike rack" in summary and "Deadline: 2026-11-30 20:00" in summary
+    opened = texts(await dialog.press("wang", "Open the poll"))
+    assert "The poll is open (number 1)" in opened
+
+    card = dialog.channel.outbox["amy"][-1]
+    assert card.text.startswith("New poll: Install a bike rack by the east gate?")
+    assert "Anonymous" in card.text and "One vote per household" in card.text
+    assert "Deadline: 2026-11-30 20:00" in card.text
+    async with linli.sessions() as session:
+        poll = await session.get(Poll, 1)
+    assert poll is not None and (poll.anonymous, poll.per_household, poll.created_by) == (
+        True,
+        True,
+        wang.id,
+    )
+
+
+async def test_residents_cannot_open_polls(linli: Linli) -> None:
+    dialog = Dialog(linli)
+    await join(dialog, "amy", room="302")
+    said = texts(await dialog.say("amy", "/poll"))
+    assert "Create a poll" not in said and "no open polls" in said
