@@ -28,7 +28,7 @@ from services.registration import scopes
 from services.reports.handing import HandedOn, hand_on_uncovered
 from services.scopes import parse as parse_scope
 from services.voting import notices as poll_notices
-from services.voting import polls
+from services.voting import polls, proxies
 from services.voting.audit import audit_poll
 
 log = logging.getLogger("linli")
@@ -99,6 +99,22 @@ def _parser() -> argparse.ArgumentParser:
     poll_actions.add_parser("list", help="one poll a line, its id first")
     close = poll_actions.add_parser("close", help="close a poll now and publish its results")
     close.add_argument("poll_id", type=int, metavar="ID")
+    proxy = commands.add_parser("proxy", help="who may vote for a resident without a phone")
+    proxy_actions = proxy.add_subparsers(dest="action", required=True)
+    for name in ("grant", "revoke"):
+        action = proxy_actions.add_parser(name)
+        resident = action.add_mutually_exclusive_group(required=True)
+        resident.add_argument("--telegram-id")
+        resident.add_argument("--wechat-openid", metavar="ID")
+        resident.add_argument("--console", metavar="NAME")
+        voter = action.add_mutually_exclusive_group(required=True)
+        voter.add_argument("--proxy-telegram-id", metavar="ID")
+        voter.add_argument("--proxy-wechat-openid", metavar="ID")
+        voter.add_argument("--proxy-console", metavar="NAME")
+        if name == "grant":
+            when = action.add_mutually_exclusive_group(required=True)
+            when.add_argument("--poll", type=int, metavar="ID")
+            when.add_argument("--month", metavar="YYYY-MM")
     audit_command = commands.add_parser("audit", help="check what must never be wrong")
     audit_actions = audit_command.add_subparsers(dest="action", required=True)
     audit_poll = audit_actions.add_parser("poll", help="rebuild a poll's log and tally")
@@ -172,6 +188,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await _poll(linli, args)
         if args.command == "audit":
             return await _audit(linli, args)
+        if args.command == "proxy":
+            return await _proxy(linli, args)
     finally:
         await linli.close()
     raise AssertionError(args.command)
@@ -293,6 +311,40 @@ def _results_line(poll_id: int, results: polls.Results) -> str:
         f"poll {poll_id}: counts {results.counts}, turnout {results.turnout} of "
         f"{results.eligible}{quorum}, root {results.root}, size {results.size}"
     )
+
+
+async def _proxy(linli: Linli, args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    resident_as = _identity(args.telegram_id, args.wechat_openid, args.console)
+    proxy_as = _identity(args.proxy_telegram_id, args.proxy_wechat_openid, args.proxy_console)
+    async with linli.transaction() as session:
+        resident = await people.by_identity(session, *resident_as)
+        proxy = await people.by_identity(session, *proxy_as)
+        if resident is None or proxy is None:
+            missing = ":".join(resident_as if resident is None else proxy_as)
+            raise UsageError(f"nobody known as {missing}")
+        if args.action == "revoke":
+            ended = await proxies.revoke(session, resident.id, proxy.id, now)
+            print(f"proxy: {ended} grant(s) from person {resident.id} to {proxy.id} revoked")
+            return 0
+        try:
+            await proxies.grant(
+                session, resident.id, proxy.id, now, poll_id=args.poll, month=args.month
+            )
+        except proxies.ProxyProblem as exc:
+            raise UsageError(str(exc)) from exc
+    what = f"poll {args.poll}" if args.poll is not None else f"month {args.month}"
+    print(f"proxy: person {proxy.id} may vote for person {resident.id} in {what}")
+    return 0
+
+
+def _identity(telegram: str | None, wechat: str | None, console: str | None) -> tuple[str, str]:
+    if telegram:
+        return "telegram", telegram
+    if wechat:
+        return "wechat", wechat
+    assert console is not None
+    return "console", console
 
 
 async def _audit(linli: Linli, args: argparse.Namespace) -> int:

@@ -17,8 +17,9 @@ from handlers.messages import Outgoing
 from handlers.notices import NoticeKind
 from handlers.poll_draft import DraftSteps
 from models import Person, Poll
+from services import audit
 from services.notices import Notice
-from services.voting import ballots, notices, polls
+from services.voting import ballots, notices, polls, proxies
 from services.voting.ballots import Refusal
 
 VoterKey = Callable[[], bytes]
@@ -160,6 +161,7 @@ class PollFlow(DraftSteps, Flow):
             is not None
         ]
         options = [(p.question[:60], str(p.id)) for p in open_polls]
+        options += await self._proxy_options(ctx)
         if await self.may_create(ctx):
             options.append((ctx._("Create a poll"), NEW))
         if not options:
@@ -167,18 +169,39 @@ class PollFlow(DraftSteps, Flow):
             return
         ctx.ask(self.name, "which", ctx._("Which poll?"), options=options)
 
+    async def _proxy_options(self, ctx: Context) -> list[tuple[str, str]]:
+        """Polls this person may vote in for someone else, who asked them to (a proxy)."""
+        options = []
+        open_polls = await ctx.session.scalars(
+            select(Poll).where(Poll.status == "open", Poll.deadline > ctx.now).order_by(Poll.id)
+        )
+        for poll in open_polls.all():
+            for resident_id in await proxies.residents_for(
+                ctx.session, ctx.person.id, poll, self.timezone
+            ):
+                resident = await ctx.session.get(Person, resident_id)
+                if resident is not None:
+                    label = ctx._("For {name}: {question}").format(
+                        name=resident.display_name, question=poll.question[:40]
+                    )
+                    options.append((label, f"{poll.id}:{resident_id}"))
+        return options
+
     async def step_which(self, ctx: Context) -> None:
         if ctx.choice == NEW:
             self._ask_question(ctx)
             return
-        poll = await ctx.session.get(Poll, int(ctx.choice or 0))
+        poll_id, _, resident = (ctx.choice or "0").partition(":")
+        poll = await ctx.session.get(Poll, int(poll_id))
         if poll is None:
             ctx.finish()
             ctx.say(ctx._(REFUSALS[Refusal.UNKNOWN]))
             return
-        self.ask_ballot(ctx, poll, [])
+        self.ask_ballot(ctx, poll, [], for_resident=int(resident) if resident else None)
 
-    def ask_ballot(self, ctx: Context, poll: Poll, picked: list[int]) -> None:
+    def ask_ballot(
+        self, ctx: Context, poll: Poll, picked: list[int], *, for_resident: int | None = None
+    ) -> None:
         if poll.max_choices == 1:
             options = [(o, str(n)) for n, o in enumerate(poll.options)]
             text = poll.question
@@ -193,7 +216,8 @@ class PollFlow(DraftSteps, Flow):
                     ctx._("Choose up to {max} options, then confirm.").format(max=poll.max_choices),
                 ]
             )
-        ctx.ask(self.name, "pick", text, options=options, data={"poll": poll.id, "picked": picked})
+        data = {"poll": poll.id, "picked": picked, "for": for_resident}
+        ctx.ask(self.name, "pick", text, options=options, data=data)
 
     async def step_pick(self, ctx: Context) -> None:
         poll = await ctx.session.get(Poll, int(ctx.data.get("poll", 0)))  # type: ignore[call-overload]
@@ -202,14 +226,45 @@ class PollFlow(DraftSteps, Flow):
             ctx.say(ctx._(REFUSALS[Refusal.UNKNOWN]))
             return
         picked = [int(n) for n in ctx.data.get("picked", [])]  # type: ignore[union-attr]
+        for_resident = ctx.data.get("for")
         if poll.max_choices > 1 and ctx.choice != CONFIRM:
             n = int(ctx.choice or 0)
             picked = sorted(set(picked) ^ {n})
-            self.ask_ballot(ctx, poll, picked)
+            self.ask_ballot(ctx, poll, picked, for_resident=for_resident)  # type: ignore[arg-type]
             return
         chosen = picked if poll.max_choices > 1 else [int(ctx.choice or 0)]
         ctx.finish()
-        await vote(ctx, poll.id, chosen, self.key)
+        if isinstance(for_resident, int):
+            await self.vote_for(ctx, poll, for_resident, chosen)
+        else:
+            await vote(ctx, poll.id, chosen, self.key)
+
+    async def vote_for(self, ctx: Context, poll: Poll, resident_id: int, chosen: list[int]) -> None:
+        """A proxy's vote: the grant is checked again now (it may have been revoked)."""
+        allowed = await proxies.residents_for(ctx.session, ctx.person.id, poll, self.timezone)
+        resident = await ctx.session.get(Person, resident_id)
+        if resident_id not in allowed or resident is None:
+            ctx.say(ctx._("You may no longer vote for this resident. Nothing was changed."))
+            return
+        result = await ballots.cast(
+            ctx.session, poll.id, resident_id, chosen, ctx.now, self.key(), proxy=True
+        )
+        if isinstance(result, Refusal):
+            ctx.say(ctx._(REFUSALS[result]).format(max=poll.max_choices))
+            return
+        await audit.record(
+            ctx.session,
+            "ballot.proxy",
+            actor_id=ctx.person.id,
+            at=ctx.now,
+            poll=poll.id,
+            resident=resident_id,
+        )
+        ctx.say(
+            ctx._("The vote for {name} is in, marked as cast by you.").format(
+                name=resident.display_name
+            )
+        )
 
 
 async def vote(ctx: Context, poll_id: int, chosen: list[int], key: VoterKey) -> None:

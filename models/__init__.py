@@ -12,7 +12,7 @@ from models.outbox import OutboxMessage
 from models.people import Identity, Person, Role, RoleAssignment
 from models.platform import PlatformToken
 from models.points import PendingAward
-from models.poll import Ballot, BallotEvent, Poll
+from models.poll import Ballot, BallotEvent, Poll, ProxyGrant
 from models.report import Report, ReportEvent, ReportFollower, ReportMedia
 from models.ticket import ActionTicket
 
@@ -39,6 +39,7 @@ __all__ = [
     "PlatformToken",
     "Poll",
     "ProcessedUpdate",
+    "ProxyGrant",
     "Report",
     "ReportEvent",
     "ReportFollower",

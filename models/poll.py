@@ -75,3 +75,18 @@ class BallotEvent(Base):
     entry: Mapped[str] = mapped_column(Text)  # canonical JSON
     digest: Mapped[str] = mapped_column(String(64), index=True)  # hex: the voter's receipt
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProxyGrant(Base):
+    """A resident without a phone lets someone (their building head) vote for them: in one
+    poll, or in every poll and agenda vote of a month. Recorded by staff, revocable, audited."""
+
+    __tablename__ = "proxy_grant"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    proxy_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    poll_id: Mapped[int | None] = mapped_column(ForeignKey("poll.id"), default=None)
+    month: Mapped[str | None] = mapped_column(String(7), default=None)  # "2026-12"
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)

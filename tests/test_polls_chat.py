@@ -8,17 +8,19 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from bot.app import Linli
 from handlers.flow import Notifier
-from models import Poll, Role
+from models import Ballot, Poll, Role
 from services import community, people
 from services.people import Grant
 from services.scopes import Scope
-from services.voting import notices, polls
+from services.voting import notices, polls, proxies
+from services.voting.audit import audit_poll
 from tests.conftest import FakeClock
 from tests.dialog import Dialog, texts
+from tests.processes import run_linli
 from tests.report_cast import join
 
 
@@ -172,3 +174,50 @@ async def test_residents_cannot_open_polls(linli: Linli) -> None:
     await join(dialog, "amy", room="302")
     said = texts(await dialog.say("amy", "/poll"))
     assert "Create a poll" not in said and "no open polls" in said
+
+
+async def test_a_building_head_votes_for_a_resident_by_proxy(
+    linli: Linli, clock: FakeClock
+) -> None:
+    dialog = Dialog(linli)
+    await join(dialog, "lao", room="303")
+    await join(dialog, "wang", room="501")
+    poll_id = await open_poll(linli, clock)
+    async with linli.transaction() as session:
+        lao = await people.by_identity(session, "console", "lao")
+        wang = await people.by_identity(session, "console", "wang")
+        assert lao is not None and wang is not None
+        await proxies.grant(session, lao.id, wang.id, clock(), poll_id=poll_id)
+
+    await dialog.say("wang", "/poll")
+    await dialog.press("wang", "For Lao: Paint the bike shed")
+    done = texts(await dialog.press("wang", "No"))
+    assert "The vote for Lao is in, marked as cast by you." in done
+    async with linli.sessions() as session:
+        rows = (await session.execute(select(Ballot.voter, Ballot.choices, Ballot.proxy))).all()
+        assert await audit_poll(session, poll_id) == []
+    assert rows == [(f"person:{lao.id}", 0b10, True)]
+
+    # Wang opens the question for Lao again; the grant is revoked before he answers.
+    await dialog.say("wang", "/poll")
+    question = (await dialog.press("wang", "For Lao: Paint the bike shed")).messages
+    async with linli.transaction() as session:
+        assert await proxies.revoke(session, lao.id, wang.id, clock()) == 1
+    refused = texts(await dialog.press("wang", "Yes", source=question))
+    assert "You may no longer vote for this resident" in refused
+    await dialog.say("wang", "/poll")
+    labels = [o.label for o in dialog.seen("wang")[-1].options]
+    assert not any(label.startswith("For Lao") for label in labels)
+
+
+async def test_the_command_line_grants_and_revokes_proxies(db_url: str) -> None:
+    env = {"LINLI_DATABASE__URL": db_url}
+    await run_linli(env, "init")
+    await run_linli(env, "admin", "grant", "--role", "resident", "--console", "lao")
+    await run_linli(env, "admin", "grant", "--role", "staff", "--console", "wang")
+    granted = await run_linli(
+        env, "proxy", "grant", "--console", "lao", "--proxy-console", "wang", "--month", "2026-12"
+    )
+    assert granted.strip().startswith("proxy: person 2 may vote for person 1 in month 2026-12")
+    revoked = await run_linli(env, "proxy", "revoke", "--console", "lao", "--proxy-console", "wang")
+    assert revoked.strip() == "proxy: 1 grant(s) from person 1 to 2 revoked"

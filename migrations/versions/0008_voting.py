@@ -87,9 +87,34 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("ballot_event", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_ballot_event_digest"), ["digest"], unique=False)
+    # Proxy votes: who may vote for whom, in one poll or in a month's votes.
+    op.create_table(
+        "proxy_grant",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("resident_id", sa.Integer(), nullable=False),
+        sa.Column("proxy_id", sa.Integer(), nullable=False),
+        sa.Column("poll_id", sa.Integer(), nullable=True),
+        sa.Column("month", sa.String(length=7), nullable=True),
+        sa.Column("granted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["poll_id"], ["poll.id"], name=op.f("fk_proxy_grant_poll_id_poll")),
+        sa.ForeignKeyConstraint(
+            ["proxy_id"], ["person.id"], name=op.f("fk_proxy_grant_proxy_id_person")
+        ),
+        sa.ForeignKeyConstraint(
+            ["resident_id"], ["person.id"], name=op.f("fk_proxy_grant_resident_id_person")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_proxy_grant")),
+    )
+    with op.batch_alter_table("proxy_grant", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_proxy_grant_proxy_id"), ["proxy_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_proxy_grant_resident_id"), ["resident_id"], unique=False
+        )
 
 
 def downgrade() -> None:
+    op.drop_table("proxy_grant")
     with op.batch_alter_table("ballot_event", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_ballot_event_digest"))
 
