@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
@@ -19,12 +19,15 @@ from handlers.poll_draft import DraftSteps
 from models import Person, Poll
 from services import audit
 from services.notices import Notice
-from services.voting import ballots, notices, polls, proxies
+from services.voting import ballots, notices, participation, polls, proxies
 from services.voting.ballots import Refusal
 
 VoterKey = Callable[[], bytes]
 CHOOSE = "choose"
 NEW = "new"
+WHO = "who:"
+# Closed polls stay listed (for who took part) this long.
+SHOW_CLOSED_FOR = timedelta(days=30)
 CONFIRM = "confirm"
 
 REFUSALS = {
@@ -162,6 +165,7 @@ class PollFlow(DraftSteps, Flow):
         ]
         options = [(p.question[:60], str(p.id)) for p in open_polls]
         options += await self._proxy_options(ctx)
+        options += await self._closed_options(ctx)
         if await self.may_create(ctx):
             options.append((ctx._("Create a poll"), NEW))
         if not options:
@@ -187,9 +191,50 @@ class PollFlow(DraftSteps, Flow):
                     options.append((label, f"{poll.id}:{resident_id}"))
         return options
 
+    async def _closed_options(self, ctx: Context) -> list[tuple[str, str]]:
+        """Recently closed polls whose participants this person may see (their own, and
+        named ones for staff)."""
+        closed = await ctx.session.scalars(
+            select(Poll)
+            .where(Poll.status == "closed", Poll.closed_at > ctx.now - SHOW_CLOSED_FOR)
+            .order_by(Poll.id)
+        )
+        roles = await ctx.roles()
+        return [
+            (ctx._("Who voted: {question}").format(question=p.question[:40]), f"{WHO}{p.id}")
+            for p in closed.all()
+            if participation.may_see(p, ctx.person.id, roles)
+        ]
+
+    async def _show_participants(self, ctx: Context, poll_id: int) -> None:
+        ctx.finish()
+        poll = await ctx.session.get(Poll, poll_id)
+        if poll is None or not participation.may_see(poll, ctx.person.id, await ctx.roles()):
+            ctx.say(ctx._("Only the organiser (and staff, in a named poll) can see this."))
+            return
+        taking_part = await participation.participants(ctx.session, poll, self.key())
+        lines = [
+            ctx._("Who took part in “{question}” ({count}):").format(
+                question=poll.question, count=len(taking_part)
+            )
+        ]
+        for someone in taking_part:
+            line = someone.who
+            if someone.picks is not None:
+                line += ": " + ", ".join(poll.options[n] for n in someone.picks)
+            if someone.proxy:
+                line += " " + ctx._("(by proxy)")
+            lines.append(line)
+        if poll.anonymous:
+            lines.append(ctx._("An anonymous poll: what each chose is known to nobody."))
+        ctx.say("\n".join(lines))
+
     async def step_which(self, ctx: Context) -> None:
         if ctx.choice == NEW:
             self._ask_question(ctx)
+            return
+        if ctx.choice is not None and ctx.choice.startswith(WHO):
+            await self._show_participants(ctx, int(ctx.choice.removeprefix(WHO) or 0))
             return
         poll_id, _, resident = (ctx.choice or "0").partition(":")
         poll = await ctx.session.get(Poll, int(poll_id))

@@ -12,6 +12,7 @@ from sqlalchemy import select, text
 
 from bot.app import Linli
 from handlers.flow import Notifier
+from handlers.messages import Outgoing
 from models import Ballot, Poll, Role
 from services import community, people
 from services.people import Grant
@@ -24,14 +25,16 @@ from tests.processes import run_linli
 from tests.report_cast import join
 
 
-async def open_poll(linli: Linli, clock: FakeClock, **kw: object) -> int:
+async def open_poll(
+    linli: Linli, clock: FakeClock, question: str = "Paint the bike shed green?", **kw: object
+) -> int:
     """As `linli poll create` does: the poll, and each eligible resident's card."""
     async with linli.transaction() as session:
         building = await session.scalar(text("SELECT id FROM building WHERE name = 'Building 2'"))
         poll = await polls.create(
             session,
             Scope("building", int(building), "Building 2"),
-            "Paint the bike shed green?",
+            question,
             ["Yes", "No"],
             deadline=clock() + timedelta(days=3),
             now=clock(),
@@ -221,3 +224,52 @@ async def test_the_command_line_grants_and_revokes_proxies(db_url: str) -> None:
     assert granted.strip().startswith("proxy: person 2 may vote for person 1 in month 2026-12")
     revoked = await run_linli(env, "proxy", "revoke", "--console", "lao", "--proxy-console", "wang")
     assert revoked.strip() == "proxy: 1 grant(s) from person 1 to 2 revoked"
+
+
+async def test_who_took_part_is_shown_after_the_close_to_those_who_may_see_it(
+    linli: Linli, clock: FakeClock
+) -> None:
+    dialog = Dialog(linli)
+    await join(dialog, "amy", room="302")
+    await join(dialog, "bob", room="303")
+    await join(dialog, "wang", room="501")
+    await join(dialog, "ann", room="101", building="Building 1")
+    async with linli.transaction() as session:
+        wang = await people.by_identity(session, "console", "wang")
+        ann = await people.by_identity(session, "console", "ann")
+        assert wang is not None and ann is not None
+        await people.grant(session, ann.id, Grant(Role.STAFF))
+    await open_poll(linli, clock, created_by=wang.id, question="New bike racks?")
+    await open_poll(linli, clock, created_by=wang.id, question="Bins?", anonymous=True)
+
+    def card(who: str, question: str) -> Outgoing:
+        return next(
+            m for m in dialog.channel.outbox[who] if m.text.startswith(f"New poll: {question}")
+        )
+
+    await dialog.press("amy", "Yes", source=[card("amy", "New bike racks?")])
+    await dialog.press("bob", "No", source=[card("bob", "New bike racks?")])
+    await dialog.press("amy", "No", source=[card("amy", "Bins?")])
+
+    # Nothing before the close, to anyone.
+    await dialog.say("wang", "/poll")
+    assert not any(o.label.startswith("Who voted") for o in dialog.seen("wang")[-1].options)
+    clock.advance(days=4)
+    await linli.ticker.tick()
+
+    await dialog.say("wang", "/poll")
+    labels = [o.label for o in dialog.seen("wang")[-1].options]
+    assert "Who voted: New bike racks?" in labels and "Who voted: Bins?" in labels
+    shown = texts(await dialog.press("wang", "Who voted: New bike racks?"))
+    assert "Who took part in “New bike racks?” (2):" in shown
+    assert "Amy: Yes" in shown and "Bob: No" in shown
+    await dialog.say("wang", "/poll")
+    anonymous = texts(await dialog.press("wang", "Who voted: Bins?"))
+    assert "Who took part in “Bins?” (1):\nAmy\nAn anonymous poll" in anonymous
+
+    # Staff see the named poll only; a resident sees neither.
+    await dialog.say("ann", "/poll")
+    staff = [o.label for o in dialog.seen("ann")[-1].options if o.label.startswith("Who voted")]
+    assert staff == ["Who voted: New bike racks?"]
+    said = texts(await dialog.say("amy", "/poll"))
+    assert "Who voted" not in said and "no open polls" in said
