@@ -4,9 +4,10 @@ Casting: N simulated residents (active, each in a household of the community's b
 each cast one ballot in one community poll, `--concurrency` at a time, every ballot through
 `services.voting.ballots.cast` in a transaction of its own (`Database.transaction`, as the bot
 does: on SQLite the database layer queues writers; on PostgreSQL each cast locks the poll's
-row until it commits). Then the checks that no ballot was counted twice: one ballot row per
-resident, N + 1 leaves numbered 1..N + 1 with distinct receipts, the audit finds nothing, and
-the published counts add up to N.
+row until it commits), earning the pending points of bot.toml's `[points.rules] vote_cast` as
+in the bot. Then the checks that no ballot was counted twice: one ballot row per resident,
+N + 1 leaves numbered 1..N + 1 with distinct receipts, one pending award per resident, the
+audit finds nothing, and the published counts add up to N.
 
 Tally and audit: a second poll (anonymous, up to two choices of four) with `--big` ballots and
 their `--big` + 1 leaves bulk-loaded (COPY on PostgreSQL, executemany on SQLite; entries built
@@ -56,7 +57,7 @@ from sqlalchemy import func, insert, select  # noqa: E402
 from bot.app import Linli, assemble  # noqa: E402
 from bot.config import load_settings  # noqa: E402
 from bot.database import sqlite_file  # noqa: E402
-from models import Ballot, BallotEvent, Building, Household, Person, Poll  # noqa: E402
+from models import Ballot, BallotEvent, Building, Household, PendingAward, Person, Poll  # noqa: E402
 from services.scopes import COMMUNITY, Scope  # noqa: E402
 from services.voting import ballots, log, polls  # noqa: E402
 from services.voting.audit import audit_poll  # noqa: E402
@@ -212,6 +213,7 @@ async def cast_all(
     tasks taking the next vote from one queue; the wall time."""
     done = Casting()
     queue: Iterator[tuple[int, int]] = iter(votes)
+    points = linli.settings.points.rules.vote_cast  # as the bot passes it (handlers/voting.py)
 
     async def worker() -> None:
         for person_id, option in queue:
@@ -219,7 +221,13 @@ async def cast_all(
             try:
                 async with linli.transaction() as session:
                     receipt = await ballots.cast(
-                        session, poll_id, person_id, [option], datetime.now(UTC), KEY
+                        session,
+                        poll_id,
+                        person_id,
+                        [option],
+                        datetime.now(UTC),
+                        KEY,
+                        points=points,
                     )
             except Exception as exc:
                 done.errors.append(f"person {person_id}: {type(exc).__name__}: {exc}")
@@ -311,12 +319,20 @@ async def casting_phase(linli: Linli, db: str, args: argparse.Namespace, outcome
         voted = set(
             await session.scalars(select(Ballot.person_id).where(Ballot.poll_id == poll_id))
         )
+        awarded, awarded_people = (
+            await session.execute(
+                select(func.count(), func.count(func.distinct(PendingAward.person_id))).where(
+                    PendingAward.idempotency_key.startswith(f"poll:{poll_id}:vote:")
+                )
+            )
+        ).one()
         started = time.perf_counter()
         problems = await audit_poll(session, poll_id)
         audit_open = time.perf_counter() - started
     print(
         f"  stored: {rows} ballots from {voters} voters ({people} residents), {leaves} leaves "
-        f"numbered {first}..{last} with {digests} distinct receipts, log size {log_size}; "
+        f"numbered {first}..{last} with {digests} distinct receipts, log size {log_size}, "
+        f"{awarded} pending awards for {awarded_people} residents; "
         f"audit of the open poll {audit_open:.2f} s: {len(problems or [])} mismatches",
         flush=True,
     )
@@ -324,6 +340,9 @@ async def casting_phase(linli: Linli, db: str, args: argparse.Namespace, outcome
         outcome.fail(f"{rows} ballot rows for {voters} voters; one each of {n} was expected")
     if not leaves == digests == log_size == n + 1 or (first, last) != (1, n + 1):
         outcome.fail(f"{leaves} leaves numbered {first}..{last}; 1..{n + 1} was expected")
+    wanted = n if linli.settings.points.rules.vote_cast else 0
+    if not awarded == awarded_people == wanted:
+        outcome.fail(f"{awarded} pending awards for {awarded_people} residents; {wanted} expected")
     if len(set(done.receipts)) != len(done.receipts):
         outcome.fail("two ballots got the same receipt")
     if problems:

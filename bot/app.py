@@ -25,6 +25,7 @@ from bot.config import Settings
 from bot.delivery import OutboxDispatcher, Sender
 from bot.scheduler import Ticker, start_scheduler
 from bot.web import build_web_app, media_route
+from handlers.agenda.schedule import AgendaJobs
 from handlers.catalog import build_registry
 from handlers.engine import DialogueEngine, FlowRegistry, system_clock
 from handlers.flow import CommunityRules
@@ -37,6 +38,7 @@ from handlers.reports.rules import CategoryRule, ReportRules
 from handlers.reports.schedule import ReportJobs
 from models import Role
 from services import community
+from services.agenda.rules import AgendaRules
 from services.community import CommunitySpec, GridSpec
 from services.media import LocalStorage, MediaStorage
 from services.media.garbage import MediaCollector
@@ -68,6 +70,25 @@ def community_rules(settings: Settings) -> CommunityRules:
         approval=settings.community.approval,
         flow_timeout_minutes=settings.dialogue.flow_timeout_minutes,
         max_text_length=settings.dialogue.max_text_length,
+    )
+
+
+def agenda_rules(settings: Settings) -> AgendaRules:
+    a = settings.agenda
+    return AgendaRules(
+        timezone=settings.community.timezone,
+        proposal_start_day=a.proposal_start_day,
+        proposal_end_day=a.proposal_end_day,
+        voting_start_day=a.voting_start_day,
+        publish_day=a.publish_day,
+        publish_time=a.publish_time,
+        votes_per_voter=a.votes_per_voter,
+        council_items=a.council_items,
+        per_household=a.eligibility == "household",
+        title_limit=a.title_limit,
+        description_limit=settings.dialogue.max_text_length,
+        selected_points=settings.points.rules.proposal_selected,
+        vote_points=settings.points.rules.vote_cast,
     )
 
 
@@ -130,6 +151,8 @@ class Linli:
     ticker: Ticker
     # How each running channel hands over a file's bytes; channels add themselves as they start.
     fetchers: dict[str, Fetch]
+    # The monthly cycle's moves, for `linli agenda advance` as for the tick.
+    agenda: AgendaJobs
     # Where photos and voice notes are stored, by content key (what the console links to).
     media: MediaStorage | None = None
     telegram: TelegramChannel | None = None
@@ -194,7 +217,10 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
     voter_key = functools.cache(
         lambda: keys.voter_key(settings.voting.voter_key, settings.voting.voter_key_file)
     )
-    registry = build_registry(reports, voter_key)
+    agenda = agenda_rules(settings)
+    registry = build_registry(
+        reports, voter_key, agenda, vote_points=settings.points.rules.vote_cast
+    )
     dispatcher = OutboxDispatcher(store.transaction, clock)
     fetchers: dict[str, Fetch] = {}
     dialogue = DialogueEngine(
@@ -213,6 +239,9 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
         ),
     )
     jobs = ReportJobs(reports, catalogs, settings.community.default_locale, registry.notices)
+    agenda_jobs = AgendaJobs(
+        agenda, catalogs, settings.community.default_locale, registry.notices, voter_key
+    )
     linli = Linli(
         settings=settings,
         database=store,
@@ -227,10 +256,12 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
             jobs=[
                 jobs,
                 PollJobs(catalogs, settings.community.default_locale, registry.notices, voter_key),
+                agenda_jobs,
                 MediaCollector(reports.storage),
             ],
         ),
         fetchers=fetchers,
+        agenda=agenda_jobs,
         media=reports.storage,
     )
     if settings.telegram.token:

@@ -24,6 +24,7 @@ from handlers.flow import Notifier
 from handlers.i18n import CatalogError
 from models import Person, Poll, Role, RoleAssignment
 from services import audit, community, groups, invites, people
+from services.agenda import cycles as agenda_cycles
 from services.registration import scopes
 from services.reports.handing import HandedOn, hand_on_uncovered
 from services.scopes import parse as parse_scope
@@ -115,6 +116,12 @@ def _parser() -> argparse.ArgumentParser:
             when = action.add_mutually_exclusive_group(required=True)
             when.add_argument("--poll", type=int, metavar="ID")
             when.add_argument("--month", metavar="YYYY-MM")
+    agenda = commands.add_parser("agenda", help="the monthly agenda cycle (议事厅)")
+    agenda_actions = agenda.add_subparsers(dest="action", required=True)
+    agenda_actions.add_parser(
+        "advance", help="move the cycle to its next phase now; prints the new phase"
+    )
+    agenda_actions.add_parser("status", help="the current month, its phase and its times")
     audit_command = commands.add_parser("audit", help="check what must never be wrong")
     audit_actions = audit_command.add_subparsers(dest="action", required=True)
     audit_poll = audit_actions.add_parser("poll", help="rebuild a poll's log and tally")
@@ -190,6 +197,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await _audit(linli, args)
         if args.command == "proxy":
             return await _proxy(linli, args)
+        if args.command == "agenda":
+            return await _agenda(linli, args)
     finally:
         await linli.close()
     raise AssertionError(args.command)
@@ -261,6 +270,12 @@ async def _poll(linli: Linli, args: argparse.Namespace) -> int:
         return 0
     if args.action == "close":
         async with linli.transaction() as session:
+            found = await session.get(Poll, args.poll_id)
+            if found is not None and found.purpose != "poll":
+                raise UsageError(
+                    f"poll {args.poll_id} is a month's agenda ballot: it closes at the "
+                    "publication (linli agenda advance)"
+                )
             closed = await polls.close(session, args.poll_id, now)
             poll = await session.get(Poll, args.poll_id)
             if closed is not None and closed.now and poll is not None:
@@ -313,6 +328,30 @@ def _results_line(poll_id: int, results: polls.Results) -> str:
     )
 
 
+async def _agenda(linli: Linli, args: argparse.Namespace) -> int:
+    """`advance` prints the new phase alone (proposals, voting or published), for scripts."""
+    now = datetime.now(UTC)
+    if args.action == "advance":
+        async with linli.transaction() as session:
+            moved = await linli.agenda.advance(session, now, actor_label="cli")
+        assert moved is not None
+        print(moved.phase)
+        return 0
+    zone = ZoneInfo(linli.settings.community.timezone)
+    async with linli.sessions() as session:
+        cycle = await agenda_cycles.current(session)
+        if cycle is None:
+            print("none")
+            return 0
+        times = [
+            f"proposals until {cycle.proposals_close_at.astimezone(zone).isoformat(timespec='minutes')}",
+            f"voting from {cycle.voting_at.astimezone(zone).isoformat(timespec='minutes')}",
+            f"published {cycle.publish_at.astimezone(zone).isoformat(timespec='minutes')}",
+        ]
+        print("\t".join([cycle.month, cycle.phase, *times]))
+    return 0
+
+
 async def _proxy(linli: Linli, args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     resident_as = _identity(args.telegram_id, args.wechat_openid, args.console)
@@ -324,15 +363,20 @@ async def _proxy(linli: Linli, args: argparse.Namespace) -> int:
             missing = ":".join(resident_as if resident is None else proxy_as)
             raise UsageError(f"nobody known as {missing}")
         if args.action == "revoke":
+            ending = await proxies.live(session, resident_id=resident.id, proxy_id=proxy.id)
             ended = await proxies.revoke(session, resident.id, proxy.id, now)
+            # The resident and the proxy hear of it, through the outbox (as from the chat).
+            told = [n for made in ending for n in proxies.told(made, proxies.REVOKED)]
+            await _notifier(linli, session, now).tell(told)
             print(f"proxy: {ended} grant(s) from person {resident.id} to {proxy.id} revoked")
             return 0
         try:
-            await proxies.grant(
+            made = await proxies.grant(
                 session, resident.id, proxy.id, now, poll_id=args.poll, month=args.month
             )
         except proxies.ProxyProblem as exc:
             raise UsageError(str(exc)) from exc
+        await _notifier(linli, session, now).tell(proxies.told(made, proxies.GRANTED))
     what = f"poll {args.poll}" if args.poll is not None else f"month {args.month}"
     print(f"proxy: person {proxy.id} may vote for person {resident.id} in {what}")
     return 0

@@ -240,6 +240,53 @@ class VotingSettings(_Section):
     voter_key_file: str = "data/voter.key"
 
 
+class AgendaSettings(_Section):
+    """The monthly 议事厅 cycle, by day of the month in the community's timezone: proposals
+    from `proposal_start_day` to the end of `proposal_end_day`, voting from `voting_start_day`
+    until the publication at `publish_day` `publish_time`. Days stop at 28, so every month
+    has them."""
+
+    proposal_start_day: int = Field(default=1, ge=1, le=28)
+    proposal_end_day: int = Field(default=15, ge=1, le=28)
+    voting_start_day: int = Field(default=16, ge=1, le=28)
+    publish_day: int = Field(default=25, ge=1, le=28)
+    publish_time: str = Field(default="20:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    # Approval voting: each voter may choose up to this many items.
+    votes_per_voter: int = Field(default=3, ge=1, le=20)
+    # The top N items go to the residents' council.
+    council_items: int = Field(default=5, ge=1, le=50)
+    eligibility: Literal["resident", "household"] = "household"
+    title_limit: int = Field(default=60, ge=10, le=60)
+
+    @model_validator(mode="after")
+    def _phases_in_order(self) -> AgendaSettings:
+        if not (
+            self.proposal_start_day
+            <= self.proposal_end_day
+            < self.voting_start_day
+            <= self.publish_day
+        ):
+            raise ValueError(
+                "the phases must follow each other: proposal_start_day <= proposal_end_day "
+                "< voting_start_day <= publish_day"
+            )
+        return self
+
+
+class PointsRules(_Section):
+    """Points earned for taking part, by rule: each is recorded as a pending award that the
+    points ledger settles (services/points.py). 0 turns a rule off."""
+
+    # A resident's (or household's) first ballot in a poll; a changed ballot earns no more.
+    vote_cast: int = Field(default=1, ge=0)
+    # A proposal of the monthly agenda that the vote sends to the residents' council.
+    proposal_selected: int = Field(default=10, ge=0)
+
+
+class PointsSettings(_Section):
+    rules: PointsRules = Field(default_factory=PointsRules)
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -261,6 +308,8 @@ class Settings(BaseSettings):
     dialogue: DialogueSettings = Field(default_factory=DialogueSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     voting: VotingSettings = Field(default_factory=VotingSettings)
+    points: PointsSettings = Field(default_factory=PointsSettings)
+    agenda: AgendaSettings = Field(default_factory=AgendaSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

@@ -1,4 +1,5 @@
-"""Sends outbox rows through whichever channel can reach the person (DESIGN.md "Broadcasts")."""
+"""Sends outbox rows through whichever channel can reach the person, or to their group chat
+(DESIGN.md "Broadcasts")."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ log = logging.getLogger("linli.delivery")
 
 
 class RecipientBlocked(Exception):
-    """The person blocked the bot or left; retrying will not help."""
+    """The person blocked the bot or left (or, for a group chat, the bot is no longer in it);
+    retrying will not help."""
 
 
 class RateLimited(Exception):
@@ -132,9 +134,11 @@ class OutboxDispatcher:
                         now,
                         outcome.error,
                         retry_at=outcome.retry_at,
+                        payload=delivery.payload,
                     )
                     if (
                         outcome.chat is not None
+                        and delivery.group_chat_id is None
                         and message.options
                         and not self.senders[outcome.chat[0]].capabilities.buttons
                     ):
@@ -151,6 +155,8 @@ class OutboxDispatcher:
     async def _deliver(self, delivery: outbox.Delivery, message: Outgoing) -> Outcome:
         reachable = [(c, chat) for c, chat in delivery.identities if self.reaches(c, chat)]
         if not reachable:
+            if delivery.group_chat_id is not None:
+                return Outcome("unreachable", "the bot is no longer in the group")
             return Outcome("unreachable", "no private chat on a running channel")
         last_error: str | None = None
         for channel, chat_id in reachable:

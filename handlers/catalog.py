@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from handlers.agenda.flow import AgendaFlow
+from handlers.agenda.notices import agenda_notices
+from handlers.agenda.results import ResultsCard
 from handlers.approvals import PendingFlow, decide_registration
 from handlers.engine import FlowRegistry
 from handlers.groups import GROUP_TICKET, GroupFlow, choose_scope
 from handlers.help import HelpFlow
 from handlers.language import LanguageFlow
 from handlers.linking import LinkFlow
+from handlers.proxy_grants import proxy_notices
 from handlers.registration_notices import REGISTRATION_NOTICES
 from handlers.reports.lists import MyReportsFlow, QueueFlow
 from handlers.reports.new_report import ReportFlow
@@ -16,13 +20,26 @@ from handlers.reports.rating import RatingFlow
 from handlers.reports.rules import ReportRules
 from handlers.reports.work import WorkFlow
 from handlers.start import REGISTRATION_TICKET, StartFlow
-from handlers.voting import PollFlow, VerifyFlow, VoterKey, poll_notices, vote_ticket
+from handlers.voting import (
+    PollFlow,
+    VerifyFlow,
+    VoterKey,
+    group_vote_ticket,
+    poll_notices,
+    vote_ticket,
+)
+from services.agenda.notices import MODERATION_TICKET, VOTE_TICKET
+from services.agenda.rules import AgendaRules
 from services.reports.handing import REPORT_TICKET
 from services.reports.verdict import RATING_TICKET
+from services.voting.notices import GROUP_TICKET as POLL_GROUP_TICKET
 from services.voting.notices import POLL_TICKET
 
 
-def build_registry(reports: ReportRules, voter_key: VoterKey) -> FlowRegistry:
+def build_registry(
+    reports: ReportRules, voter_key: VoterKey, agenda: AgendaRules, *, vote_points: int
+) -> FlowRegistry:
+    """`vote_points`: the pending points a unit's first ballot in a poll earns."""
     registry = FlowRegistry()
     registry.add(StartFlow())
     registry.add(HelpFlow(registry.flows))
@@ -45,9 +62,20 @@ def build_registry(reports: ReportRules, voter_key: VoterKey) -> FlowRegistry:
     registry.on_ticket(REPORT_TICKET, work.on_card)
     registry.on_ticket(RATING_TICKET, rating.on_rating)
     registry.notices.update(report_notices(reports))
-    poll = PollFlow(voter_key, reports.timezone)
+    poll = PollFlow(voter_key, reports.timezone, vote_points)
     registry.add(poll)
+    # Staff record proxy votes from /poll; the flow's steps are its own.
+    registry.add(poll.proxy_grants)
+    registry.notices.update(proxy_notices())
     registry.add(VerifyFlow())
     registry.on_ticket(POLL_TICKET, vote_ticket(voter_key, poll))
+    # The poll's card in its group chats: anyone there may press; each press is theirs alone.
+    registry.on_shared_ticket(POLL_GROUP_TICKET, group_vote_ticket(voter_key, vote_points))
     registry.notices.update(poll_notices(reports.timezone))
+    card = ResultsCard(reports.storage)
+    deliberation = AgendaFlow(agenda, voter_key, reports, card)
+    registry.add(deliberation)
+    registry.on_ticket(MODERATION_TICKET, deliberation.on_moderation)
+    registry.on_ticket(VOTE_TICKET, deliberation.on_vote_card)
+    registry.notices.update(agenda_notices(agenda, card))
     return registry

@@ -285,6 +285,7 @@ class DialogueEngine:
         if ctx.state is not None:
             reply.flow, reply.step = ctx.state.flow, ctx.state.step
         reply.press_answer = ctx.press_answer
+        reply.press_alert = ctx.press_alert
         reply.clear_pressed = ctx.clear_pressed
         state_after = ctx.state
         key = incoming.update_key
@@ -344,9 +345,13 @@ class DialogueEngine:
             return "ignored"
         if incoming.kind is Kind.TEXT:
             # The digit of a numbered list, or an option's text, answers the chat's last menu.
-            typed = await self._typed_choice(ctx)
+            named, typed = await self._typed_choice(ctx)
             if typed is not None:
                 return typed
+            if named and ctx.state is None:
+                # It names an option of a card already answered or gone (a digit sent again
+                # to change a vote, say): said so, rather than "not understood".
+                return self._expired(ctx, "stale")
         if ctx.state is not None:
             flow = self._flow(ctx.state.flow)
             if (
@@ -432,9 +437,10 @@ class DialogueEngine:
         await flow.begin(ctx, args)
         return "ok"
 
-    async def _typed_choice(self, ctx: Context) -> str | None:
-        """A typed answer that names an option, handled as the press it names; None when it
-        names no live option (it is then text, for a step that takes text).
+    async def _typed_choice(self, ctx: Context) -> tuple[bool, str | None]:
+        """A typed answer that names an option, handled as the press it names: (whether it
+        named one, the outcome); the outcome is None when it names no live option (it is then
+        text, for a step that takes text).
 
         Where options are numbered (no buttons), the chat's last menu is read from the
         database: cards from the outbox are in it. Where they are buttons, people type what a
@@ -442,7 +448,7 @@ class DialogueEngine:
         """
         incoming = ctx.incoming
         if not incoming.chat.private or len(incoming.text) > 200:
-            return None
+            return False, None
         if ctx.can.buttons:
             options = self._asked(ctx)
         else:
@@ -451,8 +457,8 @@ class DialogueEngine:
             )
         payload = menus.pick(options, incoming.text, by_number=not ctx.can.buttons)
         if payload is None:
-            return None
-        return await self._choice(ctx, payload, typed=True)
+            return False, None
+        return True, await self._choice(ctx, payload, typed=True)
 
     @staticmethod
     def _asked(ctx: Context) -> list[dict[str, str]]:
@@ -540,5 +546,11 @@ class DialogueEngine:
 
     @staticmethod
     def _expired(ctx: Context, outcome: str) -> str:
-        ctx.say(ctx._(EXPIRED))
+        if not ctx.incoming.chat.private:
+            # A group's card: only the presser hears it, and its buttons stay for the others
+            # (a forged press must not take them away).
+            ctx.answer_press(ctx._(EXPIRED))
+            ctx.clear_pressed = False
+        else:
+            ctx.say(ctx._(EXPIRED))
         return outcome

@@ -12,7 +12,7 @@ import inspect
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import ClassVar, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +23,7 @@ from handlers.notices import NoticeKinds
 from models import Role
 from services import outbox, people, tickets
 from services.conversations import FlowState
-from services.notices import Notice
+from services.notices import GroupNotice, Notice
 from services.people import PersonRecord, RoleSet
 
 # Button payloads stay far below Telegram's 64-byte callback_data limit:
@@ -95,6 +95,7 @@ class Notifier:
         *,
         chat: tuple[str, str] | None = None,
         keep: bool = False,
+        lifetime: timedelta = tickets.LIFETIME,
     ) -> tuple[Option, ...]:
         """Durable buttons for `person`, or (person None) a shared card's buttons that anyone
         in `chat` (channel, chat id) may press, which a press does not use up."""
@@ -105,6 +106,7 @@ class Notifier:
             subject_id=subject_id,
             choices=[value for _, value in choices],
             now=self.now,
+            lifetime=lifetime,
             chat=chat,
         )
         return tuple(
@@ -125,13 +127,26 @@ class Notifier:
             return None
         return reader, await self.kinds.render(self, reader, notice)
 
-    async def tell(self, notices: Iterable[Notice]) -> None:
+    async def tell(self, notices: Iterable[Notice | GroupNotice]) -> None:
         """The one writer of notification intents: each is rendered in its reader's language
-        and queued in the outbox, in this transaction."""
+        (a group chat's: the community's) and queued in the outbox, in this transaction."""
         for notice in notices:
+            if isinstance(notice, GroupNotice):
+                await self.tell_group(notice)
+                continue
             rendered = await self.render(notice)
             if rendered is not None:
                 self.notify(*rendered)
+
+    async def tell_group(self, notice: GroupNotice) -> None:
+        """A group chat's message; a card replaces its version still waiting to be sent."""
+        message = (await self.kinds.render_group(self, notice)).to_dict()
+        if notice.card is not None:
+            key = f"{notice.card}:{notice.subject_id}"
+            await outbox.enqueue_card(self.session, notice.group_chat_id, key, message, self.now)
+        else:
+            outbox.enqueue_group(self.session, notice.group_chat_id, message, self.now)
+        self.notified = True
 
 
 @dataclass
@@ -156,6 +171,8 @@ class Context:
     # What the presser of a shared card alone is told (see answer_press), and whether the
     # pressed message's buttons go away (the button's payload says: the flow's choice).
     press_answer: str | None = None
+    # The answer needs reading (and a tap to close it), not just a glance: a refusal.
+    press_alert: bool = False
     clear_pressed: bool = True
     _roles: RoleSet | None = None
     _notifier: Notifier | None = None
@@ -201,12 +218,12 @@ class Context:
             )
         )
 
-    async def deliver(self, notices: Iterable[Notice]) -> None:
+    async def deliver(self, notices: Iterable[Notice | GroupNotice]) -> None:
         """What a use case returned: the sender's own notices become replies here (their card
-        updated in place), everyone else's go to the outbox."""
-        others = []
+        updated in place), everyone else's (and group chats') go to the outbox."""
+        others: list[Notice | GroupNotice] = []
         for notice in notices:
-            if notice.person_id == self.person.id:
+            if isinstance(notice, Notice) and notice.person_id == self.person.id:
                 self.replies.append(
                     await self.notifier.kinds.render(self.notifier, self.person, notice)
                 )
@@ -214,11 +231,13 @@ class Context:
                 others.append(notice)
         await self.notifier.tell(others)
 
-    def answer_press(self, text: str) -> None:
+    def answer_press(self, text: str, *, alert: bool = False) -> None:
         """Tell the person who pressed a shared card, and nobody else: in place where the
-        channel can (Telegram's callback answer), else in their private chat."""
+        channel can (Telegram's callback answer; `alert`: one they close themselves), else in
+        their private chat."""
         if self.can.press_answers:
             self.press_answer = text
+            self.press_alert = alert
         else:
             self.notify(self.person, Outgoing(text))
 

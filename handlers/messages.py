@@ -179,6 +179,8 @@ class Reply:
     # the button's payload), and what the presser alone is told (a shared card in a group).
     clear_pressed: bool = True
     press_answer: str | None = None
+    # Shown as an alert the presser closes (a refusal to read), not a passing notification.
+    press_alert: bool = False
     # Set by the engine when the messages are kept until sent (services/replies.py).
     receipt: Callable[[], None] | None = None
 

@@ -1,5 +1,6 @@
 """SQLAlchemy tables, one module per aggregate. Importing this package registers them all."""
 
+from models.agenda import AgendaCycle, AgendaItem, AgendaSupport, AgendaUpdate
 from models.audit import AuditEntry
 from models.base import Base
 from models.chat import CardMessage, ChatMenu
@@ -18,6 +19,10 @@ from models.ticket import ActionTicket
 
 __all__ = [
     "ActionTicket",
+    "AgendaCycle",
+    "AgendaItem",
+    "AgendaSupport",
+    "AgendaUpdate",
     "AuditEntry",
     "Ballot",
     "BallotEvent",

@@ -32,3 +32,6 @@ class GroupChat(Base):
     linked_by: Mapped[int | None] = mapped_column(ForeignKey("person.id"), default=None)
     linked_at: Mapped[datetime | None] = mapped_column(default=None)
     seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the bot was removed (or Telegram answered 403): nothing more is sent there, and
+    # queued messages are settled, until the bot is back (`/group`, adding it, `group link`).
+    left_at: Mapped[datetime | None] = mapped_column(default=None)

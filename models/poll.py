@@ -17,6 +17,8 @@ class Poll(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     # community | grid | building (services/scopes.py)
     scope: Mapped[str] = mapped_column(String(16))
+    # poll: a building poll (/poll); agenda: a month's agenda ballot, run by its cycle.
+    purpose: Mapped[str] = mapped_column(String(16), default="poll", server_default="poll")
     building_id: Mapped[int | None] = mapped_column(ForeignKey("building.id"), default=None)
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("grid.id"), default=None)
     question: Mapped[str] = mapped_column(String(300))

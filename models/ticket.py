@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, utcnow
@@ -13,6 +13,8 @@ from models.base import Base, utcnow
 
 class ActionTicket(Base):
     __tablename__ = "action_ticket"
+    # A card's tickets, found by what they are about (a shared card's, retired ones).
+    __table_args__ = (Index("ix_action_ticket_kind_subject_id", "kind", "subject_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token: Mapped[str] = mapped_column(String(16), unique=True)

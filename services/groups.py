@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Building, Grid, GroupChat
@@ -39,6 +39,9 @@ async def seen(
     assert group is not None
     if title and group.title != title[:255]:
         group.title = title[:255]
+    if group.left_at is not None:
+        # The bot hears from the group again: it is back in it.
+        group.left_at = None
     return group
 
 
@@ -59,6 +62,7 @@ async def link(
             building_id=scope.id if scope.kind == BUILDING else None,
             linked_by=by,
             linked_at=now,
+            left_at=None,
         )
     )
     await audit.record(
@@ -85,6 +89,55 @@ async def unlink(
             session, "group.unlink", actor_id=by, at=now, channel=channel, chat=chat_id
         )
     return done
+
+
+async def removed(session: AsyncSession, channel: str, chat_id: str, now: datetime) -> None:
+    """The bot was removed from the group: it serves nothing, and gets nothing more."""
+    await unlink(session, channel, chat_id, now)
+    await session.execute(
+        update(GroupChat)
+        .where(GroupChat.channel == channel, GroupChat.chat_id == chat_id)
+        .values(left_at=now)
+    )
+
+
+async def gone(session: AsyncSession, group_id: int, now: datetime) -> None:
+    """The platform refused a message to the group for good (Telegram's 403: the bot was
+    kicked, or is no longer a member): as if the bot had been removed."""
+    group = await session.get(GroupChat, group_id)
+    if group is not None and group.left_at is None:
+        await removed(session, group.channel, group.chat_id, now)
+
+
+def _within(kind: str, building_id: int | None, grid_id: int | None) -> ColumnElement[bool]:
+    """Groups whose scope lies within this one: their members are (mostly) its people."""
+    if kind == COMMUNITY:
+        return GroupChat.scope.is_not(None)
+    if kind == GRID:
+        buildings = select(Building.id).where(Building.grid_id == grid_id)
+        return or_(
+            and_(GroupChat.scope == GRID, GroupChat.grid_id == grid_id),
+            and_(GroupChat.scope == BUILDING, GroupChat.building_id.in_(buildings)),
+        )
+    return and_(GroupChat.scope == BUILDING, GroupChat.building_id == building_id)
+
+
+async def serving(
+    session: AsyncSession, kind: str, *, building_id: int | None = None, grid_id: int | None = None
+) -> list[int]:
+    """The linked groups (ids) a poll or an announcement for this scope goes to: those whose
+    own scope lies within it. A building's groups for a building; a grid's and its buildings'
+    for a grid; every linked group for the community. Not the other way round: a grid's group
+    does not get a building's poll, since most of its members could not vote in it."""
+    return list(
+        (
+            await session.scalars(
+                select(GroupChat.id)
+                .where(_within(kind, building_id, grid_id), GroupChat.left_at.is_(None))
+                .order_by(GroupChat.id)
+            )
+        ).all()
+    )
 
 
 async def find(session: AsyncSession, channel: str, chat_id: str) -> Group | None:

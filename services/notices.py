@@ -38,3 +38,18 @@ def to(person_ids: list[int], kind: str, **kw: Any) -> list[Notice]:
             seen.add(person_id)
             out.append(Notice(person_id, kind, **kw))
     return out
+
+
+@dataclass(frozen=True)
+class GroupNotice:
+    """A notice to a group chat linked to a scope (a poll's shared card, its results, later an
+    announcement): read in the community's language, since a group has many readers. Its
+    buttons, if any, are the feature's shared ones, which anyone there may press."""
+
+    group_chat_id: int
+    kind: str
+    subject_id: int | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    # The group's card for the subject, which this notice replaces (an edit where possible;
+    # while an earlier version waits to be sent, this one replaces it).
+    card: str | None = None

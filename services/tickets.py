@@ -10,6 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import ActionTicket
 
+# How long a card's buttons work, unless its kind says (the use case checks again anyway).
+LIFETIME = timedelta(days=14)
+
 
 async def issue(
     session: AsyncSession,
@@ -19,7 +22,7 @@ async def issue(
     subject_id: int,
     choices: list[str],
     now: datetime,
-    lifetime: timedelta | None = timedelta(days=14),
+    lifetime: timedelta | None = LIFETIME,
     chat: tuple[str, str] | None = None,
 ) -> ActionTicket:
     """Buttons for one person, or (person_id None) a shared card's, for anyone in `chat`.
@@ -39,6 +42,47 @@ async def issue(
     session.add(ticket)
     await session.flush()
     return ticket
+
+
+async def shared(
+    session: AsyncSession,
+    *,
+    kind: str,
+    subject_id: int,
+    choices: list[str],
+    chat: tuple[str, str],
+    now: datetime,
+    lifetime: timedelta,
+) -> ActionTicket:
+    """A shared card's buttons in `chat`, the same each time the card is shown again (a
+    group's poll card edited with its turnout keeps its buttons): issued once, while valid."""
+    found = await session.scalar(
+        select(ActionTicket)
+        .where(
+            ActionTicket.kind == kind,
+            ActionTicket.subject_id == subject_id,
+            ActionTicket.person_id.is_(None),
+            ActionTicket.channel == chat[0],
+            ActionTicket.chat_id == chat[1],
+            ActionTicket.used_at.is_(None),
+            ActionTicket.expires_at > now,
+        )
+        .order_by(ActionTicket.id.desc())
+        .limit(1)
+    )
+    wanted = {str(n): value for n, value in enumerate(choices, 1)}
+    if found is not None and found.choices == wanted:
+        return found
+    return await issue(
+        session,
+        person_id=None,
+        kind=kind,
+        subject_id=subject_id,
+        choices=choices,
+        now=now,
+        lifetime=lifetime,
+        chat=chat,
+    )
 
 
 async def find(session: AsyncSession, token: str) -> ActionTicket | None:

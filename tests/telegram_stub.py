@@ -659,6 +659,11 @@ class BotApiStub:
         self.calls: list[tuple[str, JSONDict]] = []
         self.sent: list[JSONDict] = []
         self.blocked_chats: set[int] = set()
+        """Chats that refuse the bot: a user who blocked it, a group that kicked it (403)."""
+        self.strict_private = False
+        """Set: like Telegram, the bot can't write first to a user who never wrote to it
+        privately (403 "bot can't initiate conversation with a user")."""
+        self._started: set[int] = set()
         self.webhook: JSONDict | None = None
         self.webhook_deliveries: list[tuple[JSONDict, int]] = []
         self.dropped_updates: list[JSONDict] = []
@@ -824,6 +829,8 @@ class BotApiStub:
         chat_id = user_id if chat_id is None else chat_id
         user = self._user(user_id, first_name, language_code)
         chat = self._remember_chat(chat_id, chat_type, first_name, chat_title)
+        if chat_type == "private":
+            self._started.add(user_id)
         message: JSONDict = {
             "message_id": self._new_message_id(chat_id),
             "date": int(time.time()),
@@ -1296,7 +1303,16 @@ class BotApiStub:
 
     def _check_can_send(self, chat_id: ChatId) -> None:
         if chat_id in self.blocked_chats:
+            if isinstance(chat_id, int) and chat_id < 0:
+                raise _ApiError(403, "Forbidden: bot was kicked from the supergroup chat")
             raise _ApiError(403, "Forbidden: bot was blocked by the user")
+        if (
+            self.strict_private
+            and isinstance(chat_id, int)
+            and chat_id > 0
+            and chat_id not in self._started
+        ):
+            raise _ApiError(403, "Forbidden: bot can't initiate conversation with a user")
 
     def _new_bot_message(self, chat_id: ChatId, params: JSONDict) -> JSONDict:
         message: JSONDict = {
@@ -1714,6 +1730,8 @@ class BotApiStub:
         if params.get("inline_message_id"):
             return True  # messages sent via inline mode are not stored
         chat_id = self._chat_id(params)
+        if isinstance(chat_id, int) and chat_id < 0:
+            self._check_can_send(chat_id)  # a group that kicked the bot refuses edits too
         message = self._messages.get((chat_id, params.get("message_id")))  # type: ignore[arg-type]
         if message is None:
             raise _bad_request("message to edit not found")

@@ -86,6 +86,9 @@ def test_linli_config_environment_chooses_the_file(tmp_path: Path) -> None:
         ("", {"LINLI_TELEGRAM__TOKN": "x"}, "telegram.tokn"),
         ("", {"LINLI_NOPE__X": "1"}, "nope"),
         ("[web\n", {}, "not valid TOML"),
+        ("[agenda]\nvoting_start_day = 10\n", {}, "the phases must follow each other"),
+        ('[agenda]\npublish_time = "25:00"\n', {}, "agenda.publish_time"),
+        ("", {"LINLI_AGENDA__ELIGIBILITY": "everyone"}, "agenda.eligibility"),
         (
             '[[report.categories]]\ncode = "x y"\nname_zh = "a"\nname_en = "a"\nsla_hours = 1\n',
             {},

@@ -52,10 +52,11 @@ async def test_commands_menu_in_both_languages(bot: Linli, stub: BotApiStub) -> 
     chinese = {c["command"]: c["description"] for c in menus["zh"]}
     assert set(english) == {
         *("start", "help", "language", "link", "report", "myreports"),
-        *("poll", "verify", "cancel"),
+        *("poll", "verify", "agenda", "cancel"),
     }
     assert set(chinese) == set(english)
     assert english["help"] == "Show what you can do" and chinese["help"] == "查看可以使用的功能"
+    assert chinese["agenda"] == "每月议事：提出议题、支持议题并投票"
     assert menus[None] == menus["zh"]  # the community's default language
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
 
 from bot.app import Linli
 from models import Ballot, BallotEvent, Poll
@@ -203,6 +204,161 @@ async def test_two_phones_of_one_household_voting_at_once_leave_one_ballot(
         rows = (await session.execute(select(Ballot.voter, Ballot.choices))).all()
         assert await audit_poll(session, poll_id) == []
     assert rows == [(f"household:{await household_of(linli, who['amy'])}", 0b10)]
+
+
+@pytest.mark.parametrize(
+    ("before", "amy_picks", "ann_picks", "second"),
+    [
+        # Neither has a ballot when they read: Ann's insert meets Amy's, she reads it again.
+        (None, 0, 0, "unchanged"),
+        # Both change the household's ballot, read before the lock: Ann's change replaces Amy's.
+        (0, 1, 2, "changed"),
+        (0, 1, 1, "unchanged"),
+    ],
+)
+async def test_one_household_at_once_whatever_each_phone_read_before_the_lock(
+    db_url: str,
+    linli: Linli,
+    clock: FakeClock,
+    before: int | None,
+    amy_picks: int,
+    ann_picks: int,
+    second: str,
+) -> None:
+    """A ballot is read before the poll's row is locked; what it read may be out of date by
+    the time it holds the lock. The household still has one ballot, the log no gap, and every
+    leaf replaces the one before it."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time: two voters cannot interleave")
+    who = await residents(linli)
+    poll_id = await new_poll(linli, clock, per_household=True)
+    if before is not None:
+        await cast(linli, poll_id, who["amy"], before)
+    async with Blocker(db_url) as blocker:
+        await blocker.hold_row("poll", poll_id)
+        amy, ann = await blocker.queue(
+            cast(linli, poll_id, who["amy"], amy_picks), cast(linli, poll_id, who["ann"], ann_picks)
+        )
+        await blocker.release()
+        first, later = await asyncio.gather(amy, ann)
+    assert isinstance(first, Receipt) and first.changed == (before is not None)
+    assert isinstance(later, Receipt)
+    assert (later.changed, later.unchanged) == (second == "changed", second == "unchanged")
+    if later.unchanged:
+        assert later.digest == first.digest
+    leaves = (1 if before is None else 2) + 1 + (second == "changed")
+    async with linli.sessions() as session:
+        rows = (await session.execute(select(Ballot.choices, Ballot.leaf))).all()
+        indexes = (await session.scalars(select(BallotEvent.index))).all()
+        poll = await session.get(Poll, poll_id)
+        assert poll is not None and poll.log_size == leaves
+        assert await audit_poll(session, poll_id) == []
+    assert sorted(indexes) == list(range(1, leaves + 1))
+    assert rows == [(1 << ann_picks, leaves)]
+
+
+async def test_a_ballot_waiting_while_its_poll_closes_is_refused(
+    db_url: str, linli: Linli, clock: FakeClock
+) -> None:
+    """Checked open before the lock, then closed while it waited for it: refused, and the
+    published log is the whole log."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time: two moves cannot interleave")
+    who = await residents(linli)
+    poll_id = await new_poll(linli, clock)
+    await cast(linli, poll_id, who["bob"], 0)
+
+    async def close() -> polls.Closed | None:
+        async with linli.transaction() as session:
+            return await polls.close(session, poll_id, clock())
+
+    async with Blocker(db_url) as blocker:
+        await blocker.hold_row("poll", poll_id)
+        closing, amy = await blocker.queue(close(), cast(linli, poll_id, who["amy"], 1))
+        await blocker.release()
+        closed, refused = await asyncio.gather(closing, amy)
+    assert refused is Refusal.CLOSED
+    assert closed is not None and (closed.results.size, closed.results.turnout) == (2, 1)
+    async with linli.sessions() as session:
+        poll = await session.get(Poll, poll_id)
+        assert poll is not None and poll.log_size == 2
+        assert await audit_poll(session, poll_id) == []
+
+
+async def test_who_may_vote_is_one_rule_for_the_poll_and_for_one_ballot(
+    linli: Linli, clock: FakeClock
+) -> None:
+    """`polls.eligible_people` (counts, reminders, who took part) and the check a ballot makes
+    with the poll's row (`polls.ELIGIBLE_HOUSEHOLD`) agree for every kind of scope."""
+    dialog = Dialog(linli)
+    homes = {"amy": "Building 2", "bob": "Building 2", "cy": "Building 1", "dan": "Building 3"}
+    for name, building in homes.items():
+        await join(dialog, name, building=building, room="303")
+    async with linli.transaction() as session:
+        who = {}
+        for name in homes:
+            person = await people.by_identity(session, "console", name)
+            assert person is not None
+            who[name] = person.id
+        grid = await session.scalar(text("SELECT grid_id FROM building WHERE name = 'Building 2'"))
+        building = await session.scalar(text("SELECT id FROM building WHERE name = 'Building 2'"))
+        scopes = [
+            Scope("community"),
+            Scope("grid", int(grid), "Grid 1"),
+            Scope("building", int(building), "Building 2"),
+        ]
+        made = [
+            await polls.create(
+                session, scope, "?", ["a", "b"], deadline=clock() + timedelta(days=1), now=clock()
+            )
+            for scope in scopes
+        ]
+    expected = {
+        "community": {"amy", "bob", "cy", "dan"},
+        "grid": {"amy", "bob", "cy"},  # Grid 1: Buildings 1 and 2
+        "building": {"amy", "bob"},
+    }
+    async with linli.sessions() as session:
+        for poll in made:
+            listed = dict((await session.execute(polls.eligible_people(poll))).all())
+            checked = await session.run_sync(households_checked, poll.id, list(who.values()))
+            assert checked == listed
+            assert {n for n, i in who.items() if i in checked} == expected[poll.scope]
+
+
+async def test_a_ballot_in_the_transaction_that_opened_its_poll(
+    linli: Linli, clock: FakeClock
+) -> None:
+    """Casting runs Core statements, which don't autoflush: the poll's first leaf, still only
+    in the session, is written before the ballot's."""
+    who = await residents(linli)
+    async with linli.transaction() as session:
+        building = await session.scalar(text("SELECT id FROM building WHERE name = 'Building 2'"))
+        poll = await polls.create(
+            session,
+            Scope("building", int(building), "Building 2"),
+            "Now?",
+            ["Yes", "No"],
+            deadline=clock() + timedelta(days=1),
+            now=clock(),
+        )
+        cast_now = await ballots.cast(session, poll.id, who["amy"], [1], clock(), KEY)
+        poll_id = poll.id
+    assert isinstance(cast_now, Receipt)
+    async with linli.sessions() as session:
+        assert (await session.scalars(select(BallotEvent.index))).all() == [1, 2]
+        assert await audit_poll(session, poll_id) == []
+
+
+def households_checked(sync: Session, poll_id: int, person_ids: list[int]) -> dict[int, int]:
+    """Person → household, for those a ballot's check finds eligible."""
+    one = select(polls.ELIGIBLE_HOUSEHOLD).select_from(Poll).where(Poll.id == poll_id)
+    found = {}
+    for person_id in person_ids:
+        household = sync.execute(one, {"person_id": person_id}).scalar_one()
+        if household is not None:
+            found[person_id] = household
+    return found
 
 
 async def household_of(linli: Linli, person_id: int) -> int:

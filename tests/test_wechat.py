@@ -315,9 +315,17 @@ async def test_the_command_line_makes_invite_qr_codes_and_the_menu(
     assert [d.text for d in decoded] == [f"http://weixin.qq.com/q/{code}"]
     assert list(wechat.qr_scenes.values()) == [code]
     out = await run_linli(env, "wechat", "menu")
-    assert out.strip() == "wechat menu: 5 buttons"
+    assert out.strip() == "wechat menu: 8 buttons"
     assert wechat.menu == [
         {"type": "click", "name": "随手拍", "key": "report"},
+        {
+            "name": "议事",
+            "sub_button": [
+                {"type": "click", "name": "议事厅", "key": "agenda"},
+                {"type": "click", "name": "楼组投票", "key": "poll"},
+                {"type": "click", "name": "往月议事", "key": "agenda history"},
+            ],
+        },
         {
             "name": "我的",
             "sub_button": [

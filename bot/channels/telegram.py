@@ -430,9 +430,10 @@ class TelegramChannel:
         assert isinstance(update, Update)
         left = removed_from_group(update)
         if left is not None:
-            # A group that removes the bot serves nothing any more (the same on a redelivery).
+            # A group that removes the bot serves nothing any more, and gets nothing more (the
+            # same on a redelivery).
             async with self.transaction() as session:
-                await groups.unlink(session, CHANNEL, left, datetime.now(UTC))
+                await groups.removed(session, CHANNEL, left, datetime.now(UTC))
             log.info("telegram removed from group chat=%s", left)
             return
         incoming = to_incoming(update, self.username)
@@ -460,7 +461,7 @@ class TelegramChannel:
             if query is not None:
                 answer = reply.press_answer
                 short = answer is not None and len(answer) <= PRESS_ANSWER_LIMIT
-                await self._answer(query, answer if short else None)
+                await self._answer(query, answer if short else None, alert=reply.press_alert)
                 if answer is not None and not short:
                     # Too long to show in place: the presser alone reads it, privately.
                     await self.reply(incoming.sender.external_id, Outgoing(answer))
@@ -480,9 +481,10 @@ class TelegramChannel:
             reply.sent()
 
     @staticmethod
-    async def _answer(query: Any, text: str | None) -> None:
+    async def _answer(query: Any, text: str | None, *, alert: bool = False) -> None:
         try:
-            await query.answer(text=text)
+            # An alert stays until the person closes it; a plain answer passes by.
+            await query.answer(text=text, show_alert=True if alert and text else None)
         except TelegramError as exc:
             log.debug("answerCallbackQuery failed: %s", exc)
 

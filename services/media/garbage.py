@@ -20,14 +20,22 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from models import Conversation, OutboxMessage, ProcessedUpdate, ReportMedia
+from models import (
+    AgendaItem,
+    AgendaUpdate,
+    Conversation,
+    OutboxMessage,
+    ProcessedUpdate,
+    ReportMedia,
+)
 from services.media.storage import KEY_PATTERN, MediaStorage
 
 log = logging.getLogger("linli.media")
 
 
 async def referenced_keys(session: AsyncSession) -> set[str]:
-    """Every media key the database still needs: reports, drafts and messages not yet sent."""
+    """Every media key the database still needs: reports, agenda items and their follow-up,
+    drafts and messages not yet sent."""
     keys: set[str] = set()
     for media_key, thumb_key in await session.execute(
         select(ReportMedia.media_key, ReportMedia.thumb_key)
@@ -35,6 +43,14 @@ async def referenced_keys(session: AsyncSession) -> set[str]:
         keys.add(media_key)
         if thumb_key:
             keys.add(thumb_key)
+    for table in (AgendaItem, AgendaUpdate):
+        keys.update(
+            key
+            for key in await session.scalars(
+                select(table.photo_key).where(table.photo_key.is_not(None))
+            )
+            if key
+        )
     documents: list[Any] = list(await session.scalars(select(Conversation.data)))
     documents += list(
         await session.scalars(

@@ -9,11 +9,27 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import (
+    Connection,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    case,
+    insert,
+    null,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from models import Ballot, BallotEvent, Person, Poll
+from models import Ballot, BallotEvent, Poll
+from services import points as points_service
 from services.voting import log, polls
 
 
@@ -48,6 +64,114 @@ def picks_of(mask: int) -> list[int]:
     return [n for n in range(mask.bit_length()) if mask >> n & 1]
 
 
+# Casting runs for every ballot (bench/voting.py): prebuilt Core statements, few round trips,
+# and from the lock to the commit as few as can be, since every other ballot of the poll waits.
+_POLL: Table = Poll.__table__  # type: ignore[assignment]
+_BALLOT: Table = Ballot.__table__  # type: ignore[assignment]
+_LEAF: Table = BallotEvent.__table__  # type: ignore[assignment]
+
+# Before the lock, in one statement: the poll, whether the person may vote in it (their
+# household), and the ballot of a resident's own unit (by name or by token: the caller passes
+# both, not knowing yet whether the poll is anonymous). A household's ballot is read next, once
+# the household is known.
+_FACTS = (
+    select(
+        _POLL.c.status,
+        _POLL.c.deadline,
+        _POLL.c.options,
+        _POLL.c.max_choices,
+        _POLL.c.anonymous,
+        _POLL.c.per_household,
+        polls.ELIGIBLE_HOUSEHOLD.label("household_id"),
+        _BALLOT.c.id.label("ballot_id"),
+        _BALLOT.c.choices,
+        _BALLOT.c.proxy,
+        _BALLOT.c.leaf,
+    )
+    .select_from(
+        _POLL.outerjoin(
+            _BALLOT,
+            and_(
+                _BALLOT.c.poll_id == _POLL.c.id,
+                _BALLOT.c.voter
+                == case(
+                    (_POLL.c.per_household, null()),
+                    (_POLL.c.anonymous, bindparam("token", type_=_BALLOT.c.voter.type)),
+                    else_=bindparam("unit", type_=_BALLOT.c.voter.type),
+                ),
+            ),
+        )
+    )
+    .where(_POLL.c.id == bindparam("poll_id"))
+)
+_FIND = select(_BALLOT.c.id, _BALLOT.c.choices, _BALLOT.c.proxy, _BALLOT.c.leaf).where(
+    _BALLOT.c.poll_id == bindparam("poll_id"), _BALLOT.c.voter == bindparam("voter")
+)
+_DIGEST = select(_LEAF.c.digest).where(
+    _LEAF.c.poll_id == bindparam("poll_id"), _LEAF.c.index == bindparam("leaf")
+)
+_BALLOT_COLUMNS = ("poll_id", "voter", "person_id", "choices", "proxy", "leaf", "updated_at")
+_CHANGED_COLUMNS = ("person_id", "choices", "proxy", "leaf", "updated_at")
+
+
+def _first(insert: Any) -> Any:
+    """The unit's first ballot, or nothing when another phone of the unit got there first: the
+    unique constraint on poll and voter decides."""
+    return (
+        insert(_BALLOT)
+        .values({c: bindparam(c) for c in _BALLOT_COLUMNS})
+        .on_conflict_do_nothing(index_elements=["poll_id", "voter"])
+    )
+
+
+# A changed ballot, if it is still the version that was read (compare and set).
+_CHANGE = (
+    update(_BALLOT)
+    .where(_BALLOT.c.id == bindparam("ballot_id"), _BALLOT.c.leaf == bindparam("read_leaf"))
+    .values({c: bindparam(c) for c in _CHANGED_COLUMNS})
+)
+_ADD_LEAF = insert(_LEAF).values(
+    poll_id=bindparam("poll_id"),
+    index=bindparam("leaf"),
+    entry=bindparam("entry"),
+    digest=bindparam("digest"),
+    at=bindparam("updated_at"),
+)
+
+
+def _with_leaf(ballot_written: Any, *, award: bool) -> Any:
+    """PostgreSQL: the ballot, its leaf and (for a unit's first ballot) the pending award in
+    one statement, the leaf and the award only if the ballot was written."""
+    returned = (_BALLOT.c.poll_id, _BALLOT.c.leaf, _BALLOT.c.updated_at)
+    written = ballot_written.returning(*returned).cte("written")
+    statement = insert(_LEAF).from_select(
+        ["poll_id", "index", "entry", "digest", "at"],
+        select(
+            written.c.poll_id,
+            written.c.leaf,
+            bindparam("entry", type_=_LEAF.c.entry.type),
+            bindparam("digest", type_=_LEAF.c.digest.type),
+            written.c.updated_at,
+        ),
+    )
+    if award:
+        statement = statement.add_cte(points_service.pending_after(written, written.c.updated_at))
+    return statement
+
+
+_PG_FIRST = _with_leaf(_first(pg_insert), award=True)
+_PG_CHANGE = _with_leaf(_CHANGE, award=False)
+_SQLITE_FIRST = _first(sqlite_insert)
+# After the lock the unit's ballot is read again at most once (see `_cast`).
+_ATTEMPTS = 3
+VOTE_REASON = "poll.vote"
+
+
+def vote_award_key(poll_id: int, unit: str) -> str:
+    """One award per poll and unit: "poll:7:vote:person:12", "poll:7:vote:household:3"."""
+    return f"poll:{poll_id}:vote:{unit}"
+
+
 async def cast(
     session: AsyncSession,
     poll_id: int,
@@ -57,66 +181,169 @@ async def cast(
     key: bytes,
     *,
     proxy: bool = False,
+    points: int = 0,
 ) -> Receipt | Refusal:
-    """`person_id` votes `chosen` (option numbers from 0); `proxy`: someone cast it for them."""
-    poll = await polls.locked(session, poll_id)
+    """`person_id` votes `chosen` (option numbers from 0); `proxy`: someone cast it for them.
+    The unit's first ballot earns `points`, pending, for the resident it counts for (the proxy
+    earns nothing), once per poll and unit; a changed ballot earns nothing more."""
+
+    def run(sync: Session) -> Receipt | Refusal:
+        # Core statements don't autoflush: what this transaction changed through the ORM (a
+        # poll just opened, with its first leaf) goes to the database first.
+        sync.flush()
+        return _cast(
+            sync.connection(), poll_id, person_id, chosen, now, key, proxy=proxy, points=points
+        )
+
+    return await session.run_sync(run)
+
+
+def _cast(
+    connection: Connection,
+    poll_id: int,
+    person_id: int,
+    chosen: Sequence[int],
+    now: datetime,
+    key: bytes,
+    *,
+    proxy: bool,
+    points: int,
+) -> Receipt | Refusal:
+    """One synchronous block of prebuilt statements. All that needs no lock comes first; then
+    the poll's row is locked (`polls.next_leaf`), and the ballot, its leaf and the award are
+    written (on PostgreSQL in one statement) before the commit."""
+    own = f"person:{person_id}"
+    poll = connection.execute(
+        _FACTS,
+        {
+            "poll_id": poll_id,
+            "person_id": person_id,
+            "unit": own,
+            "token": voter_token(key, poll_id, own),
+        },
+    ).first()
     if poll is None:
         return Refusal.UNKNOWN
     if poll.status != "open" or poll.deadline <= now:
         return Refusal.CLOSED
-    voter_row = (
-        await session.execute(polls.eligible_people(poll).where(Person.id == person_id))
-    ).first()
-    if voter_row is None:
+    if poll.household_id is None:
         return Refusal.NOT_ELIGIBLE
     picks = sorted(set(chosen))
     if not picks or any(not 0 <= n < len(poll.options) for n in picks):
         return Refusal.BAD_CHOICE
     if len(picks) > poll.max_choices:
         return Refusal.TOO_MANY
-    unit = f"household:{voter_row[1]}" if poll.per_household else f"person:{person_id}"
-    voter = voter_token(key, poll.id, unit) if poll.anonymous else unit
+    unit = f"household:{poll.household_id}" if poll.per_household else own
+    voter = voter_token(key, poll_id, unit) if poll.anonymous else unit
     mask = mask_of(picks)
-    ballot = await session.scalar(
-        select(Ballot)
-        .where(Ballot.poll_id == poll.id, Ballot.voter == voter)
-        .execution_options(populate_existing=True)
-    )
-    if ballot is not None and (ballot.choices, ballot.proxy) == (mask, proxy):
-        digest = await session.scalar(
-            select(BallotEvent.digest).where(
-                BallotEvent.poll_id == poll.id, BallotEvent.index == ballot.leaf
-            )
-        )
-        return Receipt(str(digest), unchanged=True)
-    entry = {
-        "poll": poll.id,
-        "n": poll.log_size + 1,
-        "voter": voter,
-        "choices": picks,
-        "proxy": proxy,
-        "replaces": ballot.leaf if ballot is not None else None,
-        "salt": secrets.token_hex(16),
-    }
-    digest = polls.append(session, poll, entry, now)
-    who = None if poll.anonymous else person_id
-    if ballot is None:
-        session.add(
-            Ballot(
-                poll_id=poll.id,
-                voter=voter,
-                person_id=who,
-                choices=mask,
-                proxy=proxy,
-                leaf=poll.log_size,
-                updated_at=now,
-            )
-        )
+    found = {"poll_id": poll_id, "voter": voter}
+    if poll.per_household:
+        ballot = _Read.of(connection.execute(_FIND, found).first())
     else:
-        ballot.choices, ballot.proxy, ballot.leaf = mask, proxy, poll.log_size
-        ballot.person_id, ballot.updated_at = who, now
-    await session.flush()
-    return Receipt(digest, changed=ballot is not None)
+        ballot = _Read.of(poll, "ballot_id")
+    if ballot is not None and (ballot.choices, ballot.proxy) == (mask, proxy):
+        return Receipt(_digest(connection, poll_id, ballot.leaf), unchanged=True)
+
+    # The lock, and this ballot's place in the log. Ballots of the poll wait here in turn.
+    index = polls.next_leaf(connection, poll_id, now)
+    if index is None:
+        return Refusal.CLOSED
+    salt = secrets.token_hex(16)
+    written = {
+        "person_id": None if poll.anonymous else person_id,
+        "choices": mask,
+        "proxy": proxy,
+        "leaf": index,
+        "updated_at": now,
+    }
+    # The resident the ballot counts for earns the points, once per unit: the award is made
+    # with the unit's first ballot only.
+    award = {
+        "award_person": person_id,
+        "award_points": points,
+        "award_reason": VOTE_REASON,
+        "award_key": vote_award_key(poll_id, unit),
+    }
+    for _ in range(_ATTEMPTS):
+        if ballot is not None and (ballot.choices, ballot.proxy) == (mask, proxy):
+            polls.unused_leaf(connection, poll_id)
+            return Receipt(_digest(connection, poll_id, ballot.leaf), unchanged=True)
+        replaces = None if ballot is None else ballot.leaf
+        entry = {
+            "poll": poll_id,
+            "n": index,
+            "voter": voter,
+            "choices": picks,
+            "proxy": proxy,
+            "replaces": replaces,
+            "salt": salt,
+        }
+        encoded = log.encode(entry)
+        digest = log.leaf_hash(encoded).hex()
+        leaf = {"entry": encoded.decode(), "digest": digest}
+        if _write(connection, found, ballot, written, leaf, award):
+            return Receipt(digest, changed=replaces is not None)
+        # Read before the lock, the ballot was out of date: another phone of the household
+        # voted in between. Every ballot is written under the lock, so now it holds still.
+        ballot = _Read.of(connection.execute(_FIND, found).first())
+    raise RuntimeError(f"poll {poll_id}: a unit's ballot kept changing under the lock")
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A unit's ballot as read: which row, and the version the log's last leaf says."""
+
+    id: int
+    choices: int
+    proxy: bool
+    leaf: int
+
+    @classmethod
+    def of(cls, row: Row[Any] | None, id_column: str = "id") -> _Read | None:
+        if row is None or getattr(row, id_column) is None:
+            return None
+        return cls(getattr(row, id_column), row.choices, row.proxy, row.leaf)
+
+
+def _write(
+    connection: Connection,
+    found: dict[str, Any],
+    ballot: _Read | None,
+    written: dict[str, Any],
+    leaf: dict[str, Any],
+    award: dict[str, Any],
+) -> bool:
+    """The ballot (the unit's first, or a change of the version read), its leaf and, for a
+    first ballot, the award; or, when what was read is out of date, nothing. Each statement
+    gets only its own parameters: an INSERT or UPDATE takes any other column's name as one
+    more column to set."""
+    if ballot is None:
+        values = {**found, **written}
+    else:
+        values = {**written, "ballot_id": ballot.id, "read_leaf": ballot.leaf}
+    if connection.dialect.name == "postgresql":
+        if ballot is None:
+            return bool(connection.execute(_PG_FIRST, {**values, **leaf, **award}).rowcount)
+        return bool(connection.execute(_PG_CHANGE, {**values, **leaf}).rowcount)
+    # SQLite: one writer at a time, and a statement is a call on this thread.
+    if not connection.execute(_SQLITE_FIRST if ballot is None else _CHANGE, values).rowcount:
+        return False
+    at = {"poll_id": found["poll_id"], "leaf": written["leaf"], "updated_at": written["updated_at"]}
+    connection.execute(_ADD_LEAF, {**at, **leaf})
+    if ballot is None:
+        points_service.record_pending(
+            connection,
+            award["award_person"],
+            award["award_points"],
+            reason=award["award_reason"],
+            key=award["award_key"],
+            now=written["updated_at"],
+        )
+    return True
+
+
+def _digest(connection: Connection, poll_id: int, leaf: int) -> str:
+    return str(connection.execute(_DIGEST, {"poll_id": poll_id, "leaf": leaf}).scalar_one())
 
 
 @dataclass(frozen=True)

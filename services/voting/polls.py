@@ -7,7 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, func, literal_column, select
+from sqlalchemy import (
+    Connection,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Ballot, BallotEvent, Building, Household, Person, Poll
@@ -64,7 +76,42 @@ async def create(
         raise PollProblem("the quorum is a percentage from 1 to 100")
     if deadline <= now:
         raise PollProblem("the deadline must be in the future")
+    return await open_poll(
+        session,
+        scope,
+        question,
+        options,
+        deadline=deadline,
+        now=now,
+        max_choices=max_choices,
+        anonymous=anonymous,
+        per_household=per_household,
+        quorum_percent=quorum_percent,
+        private=private,
+        created_by=created_by,
+    )
+
+
+async def open_poll(
+    session: AsyncSession,
+    scope: Scope,
+    question: str,
+    options: list[str],
+    *,
+    deadline: datetime,
+    now: datetime,
+    max_choices: int,
+    anonymous: bool,
+    per_household: bool,
+    quorum_percent: int | None = None,
+    private: bool = True,
+    created_by: int | None = None,
+    purpose: str = "poll",
+) -> Poll:
+    """The poll as checked by its caller (`create`, or a month's agenda ballot, whose options
+    are its accepted items, more than a building poll's ten), with the first leaf of its log."""
     poll = Poll(
+        purpose=purpose,
         scope=scope.kind,
         grid_id=scope.id if scope.kind == GRID else None,
         building_id=scope.id if scope.kind == BUILDING else None,
@@ -135,6 +182,59 @@ def eligible_people(poll: Poll) -> Select[tuple[int, int]]:
     elif poll.scope == GRID:
         query = query.where(Building.grid_id == poll.grid_id)
     return query
+
+
+# Casting a ballot (services/voting/ballots.py) runs as one block of prebuilt Core statements:
+# it runs for every ballot, and from `next_leaf` to the commit the poll's row is locked, so
+# every other ballot of the poll waits.
+_POLL: Table = Poll.__table__  # type: ignore[assignment]
+
+# `eligible_people` for one person (the `person_id` parameter), as SQL over the poll's row in
+# the enclosing statement: their household, or NULL when they may not vote in it. The same
+# rule (tests/test_voting.py holds them together).
+ELIGIBLE_HOUSEHOLD = (
+    select(Person.household_id)
+    .join(Household, Household.id == Person.household_id)
+    .join(Building, Building.id == Household.building_id)
+    .where(
+        Person.id == bindparam("person_id"),
+        Person.status == "active",
+        or_(
+            and_(_POLL.c.scope != BUILDING, _POLL.c.scope != GRID),
+            and_(_POLL.c.scope == BUILDING, Building.id == _POLL.c.building_id),
+            and_(_POLL.c.scope == GRID, Building.grid_id == _POLL.c.grid_id),
+        ),
+    )
+    .correlate(_POLL)
+    .scalar_subquery()
+)
+_NEXT_LEAF = (
+    update(_POLL)
+    .where(
+        _POLL.c.id == bindparam("poll_id"),
+        _POLL.c.status == "open",
+        _POLL.c.deadline > bindparam("now"),
+    )
+    .values(log_size=_POLL.c.log_size + 1)
+    .returning(_POLL.c.log_size)
+)
+_UNUSED_LEAF = (
+    update(_POLL).where(_POLL.c.id == bindparam("poll_id")).values(log_size=_POLL.c.log_size - 1)
+)
+
+
+def next_leaf(connection: Connection, poll_id: int, now: datetime) -> int | None:
+    """Lock the poll's row until the transaction ends (on SQLite the transaction holds the
+    write lock already) and take the index of its next leaf, in one statement; None: the poll
+    is closed, or past its deadline, by now (it may have closed while this waited)."""
+    index = connection.execute(_NEXT_LEAF, {"poll_id": poll_id, "now": now}).scalar()
+    return None if index is None else int(index)
+
+
+def unused_leaf(connection: Connection, poll_id: int) -> None:
+    """The index `next_leaf` took goes unused (nothing was appended); the row is still locked,
+    so no index after it was given out."""
+    connection.execute(_UNUSED_LEAF, {"poll_id": poll_id})
 
 
 async def eligible_count(session: AsyncSession, poll: Poll) -> int:
