@@ -3,8 +3,8 @@
 Casting: N simulated residents (active, each in a household of the community's buildings)
 each cast one ballot in one community poll, `--concurrency` at a time, every ballot through
 `services.voting.ballots.cast` in a transaction of its own (`Database.transaction`, as the bot
-does: on SQLite the database layer queues writers; on PostgreSQL each cast locks the poll's
-row until it commits), earning the pending points of bot.toml's `[points.rules] vote_cast` as
+does: on SQLite the database layer queues writers; on PostgreSQL ballots are written side by
+side and each leaf is placed in the log by a trigger at its commit), earning the pending points of bot.toml's `[points.rules] vote_cast` as
 in the bot. Then the checks that no ballot was counted twice: one ballot row per resident,
 N + 1 leaves numbered 1..N + 1 with distinct receipts, one pending award per resident, the
 audit finds nothing, and the published counts add up to N.
@@ -313,9 +313,6 @@ async def casting_phase(linli: Linli, db: str, args: argparse.Namespace, outcome
                 ).where(BallotEvent.poll_id == poll_id)
             )
         ).one()
-        poll = await session.get(Poll, poll_id)
-        assert poll is not None
-        log_size = poll.log_size
         voted = set(
             await session.scalars(select(Ballot.person_id).where(Ballot.poll_id == poll_id))
         )
@@ -331,14 +328,14 @@ async def casting_phase(linli: Linli, db: str, args: argparse.Namespace, outcome
         audit_open = time.perf_counter() - started
     print(
         f"  stored: {rows} ballots from {voters} voters ({people} residents), {leaves} leaves "
-        f"numbered {first}..{last} with {digests} distinct receipts, log size {log_size}, "
+        f"numbered {first}..{last} with {digests} distinct receipts, "
         f"{awarded} pending awards for {awarded_people} residents; "
         f"audit of the open poll {audit_open:.2f} s: {len(problems or [])} mismatches",
         flush=True,
     )
     if not rows == voters == people == n or voted != set(residents):
         outcome.fail(f"{rows} ballot rows for {voters} voters; one each of {n} was expected")
-    if not leaves == digests == log_size == n + 1 or (first, last) != (1, n + 1):
+    if not leaves == digests == n + 1 or (first, last) != (1, n + 1):
         outcome.fail(f"{leaves} leaves numbered {first}..{last}; 1..{n + 1} was expected")
     wanted = n if linli.settings.points.rules.vote_cast else 0
     if not awarded == awarded_people == wanted:
@@ -374,7 +371,10 @@ def big_rows(
     poll_id: int, count: int, now: datetime, rng: random.Random, expected: list[int]
 ) -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
     """Chunks of (ballot rows, leaf rows), leaves 2..count + 1, built as `ballots.cast` builds
-    them: an anonymous voter's token, the canonical entry with its salt, its leaf hash."""
+    them: an anonymous voter's token, the canonical entry with its salt, its leaf hash. The
+    leaves are given their places here: PostgreSQL loads them with triggers off (the trigger
+    that appends a cast ballot's leaf at its commit, migration 0011, would take a turn per
+    ballot), SQLite has its trigger append them as it does for a cast ballot."""
     for start in range(0, count, CHUNK):
         ballot_rows: list[tuple[Any, ...]] = []
         leaf_rows: list[tuple[Any, ...]] = []
@@ -386,7 +386,6 @@ def big_rows(
                 expected[n] += 1
             entry = {
                 "poll": poll_id,
-                "n": index,
                 "voter": voter,
                 "choices": picks,
                 "proxy": False,
@@ -395,12 +394,23 @@ def big_rows(
             }
             encoded = log.encode(entry)
             digest = log.leaf_hash(encoded).hex()
-            ballot_rows.append((poll_id, voter, None, ballots.mask_of(picks), False, index, now))
+            ballot_rows.append(
+                (poll_id, voter, None, ballots.mask_of(picks), False, encoded.decode(), digest, now)
+            )
             leaf_rows.append((poll_id, index, encoded.decode(), digest, now))
         yield ballot_rows, leaf_rows
 
 
-BALLOT_COLUMNS = ["poll_id", "voter", "person_id", "choices", "proxy", "leaf", "updated_at"]
+BALLOT_COLUMNS = [
+    "poll_id",
+    "voter",
+    "person_id",
+    "choices",
+    "proxy",
+    "entry",
+    "receipt",
+    "updated_at",
+]
 LEAF_COLUMNS = ["poll_id", "index", "entry", "digest", "at"]
 
 
@@ -412,6 +422,8 @@ async def load_big_postgres(
     generating = 0.0
     try:
         async with connection.transaction():
+            # Triggers (and foreign-key checks) off for this load: the rows are consistent.
+            await connection.execute("SET LOCAL session_replication_role = replica")
             while True:
                 started = time.perf_counter()
                 chunk = next(chunks, None)
@@ -424,7 +436,6 @@ async def load_big_postgres(
                 await connection.copy_records_to_table(
                     "ballot_event", records=chunk[1], columns=LEAF_COLUMNS
                 )
-            await connection.execute("UPDATE poll SET log_size = $1 WHERE id = $2", size, poll_id)
     finally:
         await connection.close()
     return generating
@@ -450,21 +461,17 @@ def load_big_sqlite(
             generating += time.perf_counter() - started
             if chunk is None:
                 break
+            # The trigger appends each ballot's leaf, in this order (the chunk's leaf rows).
             connection.executemany(
-                f"INSERT INTO ballot ({', '.join(BALLOT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO ballot ({', '.join(BALLOT_COLUMNS)}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(*row[:-1], stamp) for row in chunk[0]],
-            )
-            connection.executemany(
-                'INSERT INTO ballot_event (poll_id, "index", entry, digest, at) '
-                "VALUES (?, ?, ?, ?, ?)",
-                [(*row[:-1], stamp) for row in chunk[1]],
             )
             in_transaction += len(chunk[0])
             if in_transaction >= SQLITE_COMMIT_EVERY:
                 connection.execute("COMMIT")
                 connection.execute("BEGIN IMMEDIATE")
                 in_transaction = 0
-        connection.execute("UPDATE poll SET log_size = ? WHERE id = ?", (size, poll_id))
         connection.execute("COMMIT")
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:

@@ -50,8 +50,14 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     }
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
+        # No rollback on check-in: as for SQLite below, every transaction has ended by then.
         engine = create_async_engine(
-            parsed, pool_size=10, max_overflow=10, pool_pre_ping=True, **common
+            parsed,
+            pool_size=10,
+            max_overflow=10,
+            pool_pre_ping=True,
+            pool_reset_on_return=None,
+            **common,
         )
         event.listen(engine.sync_engine, "handle_error", _withhold_row_values)
         return engine

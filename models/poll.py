@@ -36,7 +36,6 @@ class Poll(Base):
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)
     # The log's first leaf, published when the poll opens: no history can be prepared before.
     seed: Mapped[str] = mapped_column(String(64))
-    log_size: Mapped[int] = mapped_column(default=0)
     closed_at: Mapped[datetime | None] = mapped_column(default=None)
     # Non-voters were reminded (a day before the deadline), once.
     reminded_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -63,12 +62,20 @@ class Ballot(Base):
     # Bit n set: option n (from 0) chosen. Tallied in SQL, one pass.
     choices: Mapped[int] = mapped_column(BigInteger)
     proxy: Mapped[bool] = mapped_column(default=False)
-    leaf: Mapped[int] = mapped_column()  # its latest event in the log
+    # Its latest version as a leaf of the log: the entry as hashed and its hash, the voter's
+    # receipt (a change names the receipt it replaces, and is written only over that one). The
+    # leaf is appended to the log by the database when the ballot commits (migration 0011).
+    entry: Mapped[str] = mapped_column(Text)
+    receipt: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class BallotEvent(Base):
-    """A leaf of the poll's Merkle tree: the entry as hashed, and its leaf hash."""
+    """A leaf of the poll's Merkle tree: the entry as hashed, and its leaf hash.
+
+    Leaf 1 is the poll's seed, written when it opens; each ballot's leaf is appended by a
+    trigger when the ballot commits, one at a time per poll (migration 0011): ballots of a poll
+    are written side by side, and only their placing in the log, inside the commit, waits."""
 
     __tablename__ = "ballot_event"
 

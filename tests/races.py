@@ -7,7 +7,8 @@ order they were started in is the order they get through. Nothing sleeps and hop
 polls the database for the condition it needs (`until_waiting`).
 
 Two ways to hold the contenders back:
-- `hold_row`: the row they are about to lock (both wait for the blocker);
+- `hold_row`: the row they are about to lock (both wait for the blocker), or `hold_advisory`,
+  an advisory lock (a ballot's commit waits on its poll's, see services/voting/polls.py);
 - `hold_writes`: a table the first contender writes to after locking its row, so it stays in
   the middle of its move, holding the row, while the second one arrives (or, when the second
   one never waits because it skips locked rows, while it runs to the end).
@@ -67,6 +68,10 @@ class Blocker:
             f'SELECT id FROM "{table}" WHERE id = $1 FOR UPDATE', row_id
         )
         assert found == row_id, f"no row {row_id} in {table}"
+
+    async def hold_advisory(self, first: int, second: int) -> None:
+        """A transaction-level advisory lock (a poll's log: a ballot's commit waits for it)."""
+        await self.holder.execute("SELECT pg_advisory_xact_lock($1, $2)", first, second)
 
     async def hold_writes(self, table: str) -> None:
         """Reads go on; the first INSERT, UPDATE or DELETE on `table` waits."""

@@ -127,8 +127,9 @@ async def test_two_phones_of_one_household_at_once_earn_once_for_the_first_ballo
     who = await residents(linli)
     poll_id = await new_poll(linli, clock, per_household=True)
     async with Blocker(db_url) as blocker:
-        await blocker.hold_row("poll", poll_id)
-        # Ann is let through first: her ballot counts first, so the points are hers.
+        # Ann's ballot is written first and held at its commit: it counts first, so the points
+        # are hers; Amy's insert waits for that commit.
+        await blocker.hold_advisory(polls.LOG_LOCK, poll_id)
         ann, amy = await blocker.queue(
             cast(linli, poll_id, who["ann"], 1), cast(linli, poll_id, who["amy"], 0)
         )
@@ -145,14 +146,14 @@ async def test_two_phones_of_one_household_at_once_earn_once_for_the_first_ballo
 async def test_a_resident_and_their_proxy_at_once_leave_one_ballot_and_one_award(
     db_url: str, linli: Linli, clock: FakeClock
 ) -> None:
-    """A resident's own ballot is read with the poll, before the lock; their proxy's ballot,
-    read the same way at the same moment, finds it there once it holds the lock."""
+    """A resident's own ballot is read with the poll; their proxy's ballot, read the same way
+    while the first is held at its commit, meets it when it writes and reads it again."""
     if not db_url.startswith("postgresql"):
         pytest.skip("SQLite has one writer at a time: two voters cannot interleave")
     who = await residents(linli)
     poll_id = await new_poll(linli, clock, anonymous=True)
     async with Blocker(db_url) as blocker:
-        await blocker.hold_row("poll", poll_id)
+        await blocker.hold_advisory(polls.LOG_LOCK, poll_id)
         own, by_proxy = await blocker.queue(
             cast(linli, poll_id, who["amy"], 0), cast(linli, poll_id, who["amy"], 2, proxy=True)
         )
@@ -161,9 +162,9 @@ async def test_a_resident_and_their_proxy_at_once_leave_one_ballot_and_one_award
     assert isinstance(first, Receipt) and not first.changed
     assert isinstance(second, Receipt) and second.changed
     async with linli.sessions() as session:
-        rows = (await session.execute(select(Ballot.choices, Ballot.proxy, Ballot.leaf))).all()
+        rows = (await session.execute(select(Ballot.choices, Ballot.proxy, Ballot.receipt))).all()
         assert await audit_poll(session, poll_id) == []
-    assert rows == [(0b100, True, 3)]
+    assert rows == [(0b100, True, second.digest)]
     assert await awards(linli) == [
         (who["amy"], 1, "poll.vote", f"poll:{poll_id}:vote:person:{who['amy']}")
     ]

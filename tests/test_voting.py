@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from bot.app import Linli
@@ -192,7 +193,9 @@ async def test_two_phones_of_one_household_voting_at_once_leave_one_ballot(
     who = await residents(linli)
     poll_id = await new_poll(linli, clock, per_household=True)
     async with Blocker(db_url) as blocker:
-        await blocker.hold_row("poll", poll_id)
+        # Amy's ballot is written and waits to be placed in the log at its commit; Ann's
+        # insert meets it and waits for that commit.
+        await blocker.hold_advisory(polls.LOG_LOCK, poll_id)
         amy, ann = await blocker.queue(
             cast(linli, poll_id, who["amy"], 0), cast(linli, poll_id, who["ann"], 1)
         )
@@ -211,7 +214,7 @@ async def test_two_phones_of_one_household_voting_at_once_leave_one_ballot(
     [
         # Neither has a ballot when they read: Ann's insert meets Amy's, she reads it again.
         (None, 0, 0, "unchanged"),
-        # Both change the household's ballot, read before the lock: Ann's change replaces Amy's.
+        # Both change the household's ballot, read before Amy's commit: Ann's replaces it.
         (0, 1, 2, "changed"),
         (0, 1, 1, "unchanged"),
     ],
@@ -225,9 +228,10 @@ async def test_one_household_at_once_whatever_each_phone_read_before_the_lock(
     ann_picks: int,
     second: str,
 ) -> None:
-    """A ballot is read before the poll's row is locked; what it read may be out of date by
-    the time it holds the lock. The household still has one ballot, the log no gap, and every
-    leaf replaces the one before it."""
+    """A ballot is read, then written; what it read may be out of date by the time it writes,
+    another phone of the household having written in between (held here at its commit). The
+    household still has one ballot, the log no gap, and every leaf replaces the one before
+    it."""
     if not db_url.startswith("postgresql"):
         pytest.skip("SQLite has one writer at a time: two voters cannot interleave")
     who = await residents(linli)
@@ -235,7 +239,7 @@ async def test_one_household_at_once_whatever_each_phone_read_before_the_lock(
     if before is not None:
         await cast(linli, poll_id, who["amy"], before)
     async with Blocker(db_url) as blocker:
-        await blocker.hold_row("poll", poll_id)
+        await blocker.hold_advisory(polls.LOG_LOCK, poll_id)
         amy, ann = await blocker.queue(
             cast(linli, poll_id, who["amy"], amy_picks), cast(linli, poll_id, who["ann"], ann_picks)
         )
@@ -248,20 +252,22 @@ async def test_one_household_at_once_whatever_each_phone_read_before_the_lock(
         assert later.digest == first.digest
     leaves = (1 if before is None else 2) + 1 + (second == "changed")
     async with linli.sessions() as session:
-        rows = (await session.execute(select(Ballot.choices, Ballot.leaf))).all()
+        rows = (await session.execute(select(Ballot.choices, Ballot.receipt))).all()
         indexes = (await session.scalars(select(BallotEvent.index))).all()
-        poll = await session.get(Poll, poll_id)
-        assert poll is not None and poll.log_size == leaves
+        last = await session.scalar(select(BallotEvent.digest).where(BallotEvent.index == leaves))
+        assert await polls.log_size(session, poll_id) == leaves
         assert await audit_poll(session, poll_id) == []
     assert sorted(indexes) == list(range(1, leaves + 1))
-    assert rows == [(1 << ann_picks, leaves)]
+    assert rows == [(1 << ann_picks, last)]
 
 
 async def test_a_ballot_waiting_while_its_poll_closes_is_refused(
     db_url: str, linli: Linli, clock: FakeClock
 ) -> None:
-    """Checked open before the lock, then closed while it waited for it: refused, and the
-    published log is the whole log."""
+    """Amy's ballot is written while the poll closes (her row's check waits behind the close):
+    its commit, which would append its leaf, finds the poll closed and fails as a whole. The
+    published counts and log are without it, the audit is clean, and casting again is
+    refused as closed."""
     if not db_url.startswith("postgresql"):
         pytest.skip("SQLite has one writer at a time: two moves cannot interleave")
     who = await residents(linli)
@@ -276,12 +282,14 @@ async def test_a_ballot_waiting_while_its_poll_closes_is_refused(
         await blocker.hold_row("poll", poll_id)
         closing, amy = await blocker.queue(close(), cast(linli, poll_id, who["amy"], 1))
         await blocker.release()
-        closed, refused = await asyncio.gather(closing, amy)
-    assert refused is Refusal.CLOSED
-    assert closed is not None and (closed.results.size, closed.results.turnout) == (2, 1)
+        closed, failed = await asyncio.gather(closing, amy, return_exceptions=True)
+    assert isinstance(failed, DBAPIError) and "closed" in str(failed.orig)
+    assert isinstance(closed, polls.Closed)
+    assert (closed.results.size, closed.results.turnout) == (2, 1)
+    assert await cast(linli, poll_id, who["amy"], 1) is Refusal.CLOSED
     async with linli.sessions() as session:
-        poll = await session.get(Poll, poll_id)
-        assert poll is not None and poll.log_size == 2
+        assert await polls.log_size(session, poll_id) == 2
+        assert (await session.scalars(select(Ballot.voter))).all() == [f"person:{who['bob']}"]
         assert await audit_poll(session, poll_id) == []
 
 

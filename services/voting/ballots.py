@@ -18,7 +18,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    insert,
+    func,
     null,
     select,
     update,
@@ -65,15 +65,15 @@ def picks_of(mask: int) -> list[int]:
 
 
 # Casting runs for every ballot (bench/voting.py): prebuilt Core statements, few round trips,
-# and from the lock to the commit as few as can be, since every other ballot of the poll waits.
+# and no lock that one ballot of a poll holds while another waits. The database appends the
+# ballot's leaf to the log at the commit (BallotEvent, migration 0011).
 _POLL: Table = Poll.__table__  # type: ignore[assignment]
 _BALLOT: Table = Ballot.__table__  # type: ignore[assignment]
-_LEAF: Table = BallotEvent.__table__  # type: ignore[assignment]
 
-# Before the lock, in one statement: the poll, whether the person may vote in it (their
-# household), and the ballot of a resident's own unit (by name or by token: the caller passes
-# both, not knowing yet whether the poll is anonymous). A household's ballot is read next, once
-# the household is known.
+# In one statement: the poll, whether the person may vote in it (their household), and the
+# ballot of a resident's own unit (by name or by token: the caller passes both, not knowing yet
+# whether the poll is anonymous). A household's ballot is read next, once the household is
+# known.
 _FACTS = (
     select(
         _POLL.c.status,
@@ -86,7 +86,7 @@ _FACTS = (
         _BALLOT.c.id.label("ballot_id"),
         _BALLOT.c.choices,
         _BALLOT.c.proxy,
-        _BALLOT.c.leaf,
+        _BALLOT.c.receipt,
     )
     .select_from(
         _POLL.outerjoin(
@@ -104,14 +104,20 @@ _FACTS = (
     )
     .where(_POLL.c.id == bindparam("poll_id"))
 )
-_FIND = select(_BALLOT.c.id, _BALLOT.c.choices, _BALLOT.c.proxy, _BALLOT.c.leaf).where(
+_FIND = select(_BALLOT.c.id, _BALLOT.c.choices, _BALLOT.c.proxy, _BALLOT.c.receipt).where(
     _BALLOT.c.poll_id == bindparam("poll_id"), _BALLOT.c.voter == bindparam("voter")
 )
-_DIGEST = select(_LEAF.c.digest).where(
-    _LEAF.c.poll_id == bindparam("poll_id"), _LEAF.c.index == bindparam("leaf")
+_BALLOT_COLUMNS = (
+    "poll_id",
+    "voter",
+    "person_id",
+    "choices",
+    "proxy",
+    "entry",
+    "receipt",
+    "updated_at",
 )
-_BALLOT_COLUMNS = ("poll_id", "voter", "person_id", "choices", "proxy", "leaf", "updated_at")
-_CHANGED_COLUMNS = ("person_id", "choices", "proxy", "leaf", "updated_at")
+_CHANGED_COLUMNS = ("person_id", "choices", "proxy", "entry", "receipt", "updated_at")
 
 
 def _first(insert: Any) -> Any:
@@ -127,43 +133,19 @@ def _first(insert: Any) -> Any:
 # A changed ballot, if it is still the version that was read (compare and set).
 _CHANGE = (
     update(_BALLOT)
-    .where(_BALLOT.c.id == bindparam("ballot_id"), _BALLOT.c.leaf == bindparam("read_leaf"))
+    .where(_BALLOT.c.id == bindparam("ballot_id"), _BALLOT.c.receipt == bindparam("read"))
     .values({c: bindparam(c) for c in _CHANGED_COLUMNS})
 )
-_ADD_LEAF = insert(_LEAF).values(
-    poll_id=bindparam("poll_id"),
-    index=bindparam("leaf"),
-    entry=bindparam("entry"),
-    digest=bindparam("digest"),
-    at=bindparam("updated_at"),
+# PostgreSQL: the unit's first ballot and its pending award in one statement, the award only
+# if the ballot was written.
+_PG_WRITTEN = _first(pg_insert).returning(_BALLOT.c.updated_at).cte("written")
+_PG_FIRST = select(func.count()).select_from(_PG_WRITTEN).add_cte(
+    points_service.pending_after(_PG_WRITTEN, _PG_WRITTEN.c.updated_at)
 )
-
-
-def _with_leaf(ballot_written: Any, *, award: bool) -> Any:
-    """PostgreSQL: the ballot, its leaf and (for a unit's first ballot) the pending award in
-    one statement, the leaf and the award only if the ballot was written."""
-    returned = (_BALLOT.c.poll_id, _BALLOT.c.leaf, _BALLOT.c.updated_at)
-    written = ballot_written.returning(*returned).cte("written")
-    statement = insert(_LEAF).from_select(
-        ["poll_id", "index", "entry", "digest", "at"],
-        select(
-            written.c.poll_id,
-            written.c.leaf,
-            bindparam("entry", type_=_LEAF.c.entry.type),
-            bindparam("digest", type_=_LEAF.c.digest.type),
-            written.c.updated_at,
-        ),
-    )
-    if award:
-        statement = statement.add_cte(points_service.pending_after(written, written.c.updated_at))
-    return statement
-
-
-_PG_FIRST = _with_leaf(_first(pg_insert), award=True)
-_PG_CHANGE = _with_leaf(_CHANGE, award=False)
 _SQLITE_FIRST = _first(sqlite_insert)
-# After the lock the unit's ballot is read again at most once (see `_cast`).
-_ATTEMPTS = 3
+# A unit's ballot read out of date is read again; phones of one household would have to change
+# it this many times in a row, each between another's read and write, to wear this out.
+_ATTEMPTS = 5
 VOTE_REASON = "poll.vote"
 
 
@@ -209,9 +191,11 @@ def _cast(
     proxy: bool,
     points: int,
 ) -> Receipt | Refusal:
-    """One synchronous block of prebuilt statements. All that needs no lock comes first; then
-    the poll's row is locked (`polls.next_leaf`), and the ballot, its leaf and the award are
-    written (on PostgreSQL in one statement) before the commit."""
+    """One synchronous block of prebuilt statements: the facts, then the ballot with its leaf
+    and the award (on PostgreSQL in one statement). Nothing here waits for another unit's
+    ballot: the database appends the leaf to the log when the caller commits, and that commit
+    fails if the poll closed in between (migration 0011), so a ballot is in the log or not at
+    all."""
     own = f"person:{person_id}"
     poll = connection.execute(
         _FACTS,
@@ -241,19 +225,11 @@ def _cast(
         ballot = _Read.of(connection.execute(_FIND, found).first())
     else:
         ballot = _Read.of(poll, "ballot_id")
-    if ballot is not None and (ballot.choices, ballot.proxy) == (mask, proxy):
-        return Receipt(_digest(connection, poll_id, ballot.leaf), unchanged=True)
-
-    # The lock, and this ballot's place in the log. Ballots of the poll wait here in turn.
-    index = polls.next_leaf(connection, poll_id, now)
-    if index is None:
-        return Refusal.CLOSED
     salt = secrets.token_hex(16)
     written = {
         "person_id": None if poll.anonymous else person_id,
         "choices": mask,
         "proxy": proxy,
-        "leaf": index,
         "updated_at": now,
     }
     # The resident the ballot counts for earns the points, once per unit: the award is made
@@ -266,12 +242,10 @@ def _cast(
     }
     for _ in range(_ATTEMPTS):
         if ballot is not None and (ballot.choices, ballot.proxy) == (mask, proxy):
-            polls.unused_leaf(connection, poll_id)
-            return Receipt(_digest(connection, poll_id, ballot.leaf), unchanged=True)
-        replaces = None if ballot is None else ballot.leaf
+            return Receipt(ballot.receipt, unchanged=True)
+        replaces = None if ballot is None else ballot.receipt
         entry = {
             "poll": poll_id,
-            "n": index,
             "voter": voter,
             "choices": picks,
             "proxy": proxy,
@@ -279,30 +253,30 @@ def _cast(
             "salt": salt,
         }
         encoded = log.encode(entry)
-        digest = log.leaf_hash(encoded).hex()
-        leaf = {"entry": encoded.decode(), "digest": digest}
-        if _write(connection, found, ballot, written, leaf, award):
-            return Receipt(digest, changed=replaces is not None)
-        # Read before the lock, the ballot was out of date: another phone of the household
-        # voted in between. Every ballot is written under the lock, so now it holds still.
+        receipt = log.leaf_hash(encoded).hex()
+        leaf = {"entry": encoded.decode(), "receipt": receipt}
+        if _write(connection, found, ballot, {**written, **leaf}, award):
+            return Receipt(receipt, changed=replaces is not None)
+        # What was read is out of date: another phone of the household voted in between (the
+        # write waited for it to commit), so reading again finds its ballot.
         ballot = _Read.of(connection.execute(_FIND, found).first())
-    raise RuntimeError(f"poll {poll_id}: a unit's ballot kept changing under the lock")
+    raise RuntimeError(f"poll {poll_id}: a unit's ballot kept changing while it was cast")
 
 
 @dataclass(frozen=True)
 class _Read:
-    """A unit's ballot as read: which row, and the version the log's last leaf says."""
+    """A unit's ballot as read: which row, and the version its receipt says."""
 
     id: int
     choices: int
     proxy: bool
-    leaf: int
+    receipt: str
 
     @classmethod
     def of(cls, row: Row[Any] | None, id_column: str = "id") -> _Read | None:
         if row is None or getattr(row, id_column) is None:
             return None
-        return cls(getattr(row, id_column), row.choices, row.proxy, row.leaf)
+        return cls(getattr(row, id_column), row.choices, row.proxy, row.receipt)
 
 
 def _write(
@@ -310,40 +284,29 @@ def _write(
     found: dict[str, Any],
     ballot: _Read | None,
     written: dict[str, Any],
-    leaf: dict[str, Any],
     award: dict[str, Any],
 ) -> bool:
-    """The ballot (the unit's first, or a change of the version read), its leaf and, for a
+    """The ballot (the unit's first, or a change of the version read) with its leaf and, for a
     first ballot, the award; or, when what was read is out of date, nothing. Each statement
     gets only its own parameters: an INSERT or UPDATE takes any other column's name as one
     more column to set."""
-    if ballot is None:
-        values = {**found, **written}
-    else:
-        values = {**written, "ballot_id": ballot.id, "read_leaf": ballot.leaf}
+    if ballot is not None:
+        values = {**written, "ballot_id": ballot.id, "read": ballot.receipt}
+        return bool(connection.execute(_CHANGE, values).rowcount)
     if connection.dialect.name == "postgresql":
-        if ballot is None:
-            return bool(connection.execute(_PG_FIRST, {**values, **leaf, **award}).rowcount)
-        return bool(connection.execute(_PG_CHANGE, {**values, **leaf}).rowcount)
+        return bool(connection.execute(_PG_FIRST, {**found, **written, **award}).scalar())
     # SQLite: one writer at a time, and a statement is a call on this thread.
-    if not connection.execute(_SQLITE_FIRST if ballot is None else _CHANGE, values).rowcount:
+    if not connection.execute(_SQLITE_FIRST, {**found, **written}).rowcount:
         return False
-    at = {"poll_id": found["poll_id"], "leaf": written["leaf"], "updated_at": written["updated_at"]}
-    connection.execute(_ADD_LEAF, {**at, **leaf})
-    if ballot is None:
-        points_service.record_pending(
-            connection,
-            award["award_person"],
-            award["award_points"],
-            reason=award["award_reason"],
-            key=award["award_key"],
-            now=written["updated_at"],
-        )
+    points_service.record_pending(
+        connection,
+        award["award_person"],
+        award["award_points"],
+        reason=award["award_reason"],
+        key=award["award_key"],
+        now=written["updated_at"],
+    )
     return True
-
-
-def _digest(connection: Connection, poll_id: int, leaf: int) -> str:
-    return str(connection.execute(_DIGEST, {"poll_id": poll_id, "leaf": leaf}).scalar_one())
 
 
 @dataclass(frozen=True)
@@ -366,7 +329,7 @@ async def verify(session: AsyncSession, receipt: str) -> Verified | None:
         return None
     poll = await session.get(Poll, event.poll_id)
     assert poll is not None
-    size = poll.size if poll.size is not None else poll.log_size
+    size = poll.size if poll.size is not None else await polls.log_size(session, poll.id)
     if event.index > size:
         return None
     leaves = await polls.leaves(session, poll.id, size)

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
     Select,
     Table,
     and_,
@@ -18,7 +17,6 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -130,7 +128,7 @@ async def open_poll(
     session.add(poll)
     await session.flush()
     # Leaf 1: the poll as opened, with its seed. Published now, so the log can't be prepared.
-    append(
+    first_leaf(
         session,
         poll,
         {
@@ -148,23 +146,30 @@ async def open_poll(
     return poll
 
 
-def append(session: AsyncSession, poll: Poll, entry: dict[str, Any], now: datetime) -> str:
-    """A new leaf at the end of the poll's log (the caller holds the poll's row); its hash."""
+def first_leaf(session: AsyncSession, poll: Poll, entry: dict[str, Any], now: datetime) -> str:
+    """The poll's first leaf, placed at once (a ballot's leaf is placed at its commit, see
+    BallotEvent); its hash."""
     encoded = log.encode(entry)
     digest = log.leaf_hash(encoded).hex()
-    poll.log_size += 1
-    session.add(
-        BallotEvent(
-            poll_id=poll.id, index=poll.log_size, entry=encoded.decode(), digest=digest, at=now
-        )
-    )
+    session.add(BallotEvent(poll_id=poll.id, index=1, entry=encoded.decode(), digest=digest, at=now))
     return digest
 
 
+# The advisory lock a ballot's leaf is appended under, at its commit (migration 0011, which
+# repeats the number): first key this, second the poll's id.
+LOG_LOCK = 7011
+
+
 async def locked(session: AsyncSession, poll_id: int) -> Poll | None:
-    """The poll with its row locked: ballots of one poll are appended one at a time."""
+    """The poll with its row locked, and on PostgreSQL its log: no ballot's leaf is appended
+    until this transaction ends (the commit of a ballot of a poll closed meanwhile fails)."""
     query = select(Poll).where(Poll.id == poll_id).execution_options(populate_existing=True)
     if is_postgres(session):
+        await session.execute(
+            select(func.pg_advisory_xact_lock(LOG_LOCK, poll_id)).execution_options(
+                autoflush=False
+            )
+        )
         query = query.with_for_update()
     return await session.scalar(query)
 
@@ -184,9 +189,8 @@ def eligible_people(poll: Poll) -> Select[tuple[int, int]]:
     return query
 
 
-# Casting a ballot (services/voting/ballots.py) runs as one block of prebuilt Core statements:
-# it runs for every ballot, and from `next_leaf` to the commit the poll's row is locked, so
-# every other ballot of the poll waits.
+# Casting a ballot (services/voting/ballots.py) runs as one block of prebuilt Core statements,
+# for every ballot.
 _POLL: Table = Poll.__table__  # type: ignore[assignment]
 
 # `eligible_people` for one person (the `person_id` parameter), as SQL over the poll's row in
@@ -208,33 +212,10 @@ ELIGIBLE_HOUSEHOLD = (
     .correlate(_POLL)
     .scalar_subquery()
 )
-_NEXT_LEAF = (
-    update(_POLL)
-    .where(
-        _POLL.c.id == bindparam("poll_id"),
-        _POLL.c.status == "open",
-        _POLL.c.deadline > bindparam("now"),
-    )
-    .values(log_size=_POLL.c.log_size + 1)
-    .returning(_POLL.c.log_size)
-)
-_UNUSED_LEAF = (
-    update(_POLL).where(_POLL.c.id == bindparam("poll_id")).values(log_size=_POLL.c.log_size - 1)
-)
-
-
-def next_leaf(connection: Connection, poll_id: int, now: datetime) -> int | None:
-    """Lock the poll's row until the transaction ends (on SQLite the transaction holds the
-    write lock already) and take the index of its next leaf, in one statement; None: the poll
-    is closed, or past its deadline, by now (it may have closed while this waited)."""
-    index = connection.execute(_NEXT_LEAF, {"poll_id": poll_id, "now": now}).scalar()
-    return None if index is None else int(index)
-
-
-def unused_leaf(connection: Connection, poll_id: int) -> None:
-    """The index `next_leaf` took goes unused (nothing was appended); the row is still locked,
-    so no index after it was given out."""
-    connection.execute(_UNUSED_LEAF, {"poll_id": poll_id})
+async def log_size(session: AsyncSession, poll_id: int) -> int:
+    """The leaves in the poll's log now (the seed's included)."""
+    query = select(func.max(BallotEvent.index)).where(BallotEvent.poll_id == poll_id)
+    return int(await session.scalar(query) or 0)
 
 
 async def eligible_count(session: AsyncSession, poll: Poll) -> int:
@@ -285,9 +266,10 @@ async def close(session: AsyncSession, poll_id: int, now: datetime) -> Closed | 
     if closing:
         counts, turnout = await tally(session, poll)
         eligible = await eligible_count(session, poll)
-        root = log.root_of(await leaves(session, poll.id)).hex()
+        logged = await leaves(session, poll.id)
+        root = log.root_of(logged).hex()
         poll.status, poll.closed_at = "closed", now
-        poll.root, poll.size = root, poll.log_size
+        poll.root, poll.size = root, len(logged)
         poll.results = {"counts": counts, "turnout": turnout, "eligible": eligible}
         await audit.record(session, "poll.close", at=now, poll=poll.id, root=root)
     results = results_of(poll)
