@@ -59,7 +59,7 @@ from bot.config import load_settings  # noqa: E402
 from bot.database import sqlite_file  # noqa: E402
 from models import Ballot, BallotEvent, Building, Household, PendingAward, Person, Poll  # noqa: E402
 from services.scopes import COMMUNITY, Scope  # noqa: E402
-from services.voting import ballots, log, polls  # noqa: E402
+from services.voting import ballots, keys, polls  # noqa: E402
 from services.voting.audit import audit_poll  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -346,7 +346,7 @@ async def casting_phase(linli: Linli, db: str, args: argparse.Namespace, outcome
         outcome.fail(f"the audit found {len(problems)} mismatches, e.g. {problems[:3]}")
 
     async with linli.transaction() as session:
-        closed = await polls.close(session, poll_id, datetime.now(UTC))
+        closed = await polls.close(session, poll_id, datetime.now(UTC), KEY)
     assert closed is not None
     results = closed.results
     print(
@@ -380,20 +380,13 @@ def big_rows(
         leaf_rows: list[tuple[Any, ...]] = []
         for i in range(start, min(count, start + CHUNK)):
             index = i + 2
-            voter = ballots.voter_token(KEY, poll_id, f"person:{i + 1}")
+            voter = keys.voter_token(KEY, poll_id, f"person:{i + 1}")
             picks = sorted(rng.sample(range(len(BIG_OPTIONS)), 1 if rng.random() < 0.7 else 2))
             for n in picks:
                 expected[n] += 1
-            entry = {
-                "poll": poll_id,
-                "voter": voter,
-                "choices": picks,
-                "proxy": False,
-                "replaces": None,
-                "salt": secrets.token_hex(16),
-            }
-            encoded = log.encode(entry)
-            digest = log.leaf_hash(encoded).hex()
+            encoded, digest = ballots.leaf_of(
+                poll_id, voter, picks, False, None, secrets.token_hex(16)
+            )
             ballot_rows.append(
                 (poll_id, voter, None, ballots.mask_of(picks), False, encoded.decode(), digest, now)
             )
@@ -543,7 +536,7 @@ async def big_phase(
     # Closing publishes the counts and the root of the 1 M-leaf tree.
     mark = time.perf_counter()
     async with linli.transaction() as session:
-        closed = await polls.close(session, poll_id, datetime.now(UTC))
+        closed = await polls.close(session, poll_id, datetime.now(UTC), KEY)
     closing = time.perf_counter() - mark
     assert closed is not None
     outcome.figures["close_s"] = closing

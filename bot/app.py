@@ -160,6 +160,11 @@ class Linli:
     web: Starlette | None = field(default=None)
 
     @property
+    def voter_key(self) -> bytes:
+        """The key behind anonymous voters' tokens ([voting]; made once, never in the database)."""
+        return self.agenda.voter_key()
+
+    @property
     def db(self) -> AsyncEngine:
         return self.database.engine
 

@@ -276,7 +276,7 @@ async def _poll(linli: Linli, args: argparse.Namespace) -> int:
                     f"poll {args.poll_id} is a month's agenda ballot: it closes at the "
                     "publication (linli agenda advance)"
                 )
-            closed = await polls.close(session, args.poll_id, now)
+            closed = await polls.close(session, args.poll_id, now, linli.voter_key)
             poll = await session.get(Poll, args.poll_id)
             if closed is not None and closed.now and poll is not None:
                 notices = await poll_notices.published(session, poll)

@@ -37,7 +37,7 @@ class PollJobs:
         for poll_id in await notices.due_to_close(session, now):
             try:
                 async with session.begin_nested():
-                    closed = await polls.close(session, poll_id, now)
+                    closed = await polls.close(session, poll_id, now, self.voter_key())
                     if closed is not None and closed.now:
                         poll = await session.get(Poll, poll_id)
                         assert poll is not None

@@ -228,21 +228,11 @@ class ProxyGrantFlow(Flow):
                 ).format(building=building.name)
             )
             return
-        lines = [
-            ctx._(
-                "Who asked for a proxy? The residents of {building}, by room. You can also "
-                "type a room number."
-            ).format(building=building.name)
-        ]
-        if room is not None and not options:
-            lines.insert(0, ctx._("Nobody is registered in room {room}.").format(room=room))
-        if cut:
-            lines.append(
-                ctx._("Only the first {n} are shown: type a room number to find others.").format(
-                    n=LISTED
-                )
-            )
-        self._ask(ctx, "resident", "\n".join(lines), options)
+        question = ctx._(
+            "Who asked for a proxy? The residents of {building}, by room. You can also "
+            "type a room number."
+        ).format(building=building.name)
+        self._ask_someone(ctx, "resident", question, room, options, cut)
 
     async def step_resident(self, ctx: Context) -> None:
         room = self._typed_room(ctx)
@@ -275,12 +265,23 @@ class ProxyGrantFlow(Flow):
             ctx, building.id, room, {resident_id, *(p.id for p in heads)}
         )
         options += neighbours
-        lines = [
-            ctx._(
-                "Who will vote for {name}? The building heads of {building} first, then its "
-                "residents. You can also type a room number."
-            ).format(name=await _name(ctx.session, resident_id), building=building.name)
-        ]
+        question = ctx._(
+            "Who will vote for {name}? The building heads of {building} first, then its "
+            "residents. You can also type a room number."
+        ).format(name=await _name(ctx.session, resident_id), building=building.name)
+        self._ask_someone(ctx, "proxy", question, room, options, cut)
+
+    def _ask_someone(
+        self,
+        ctx: Context,
+        step: str,
+        question: str,
+        room: str | None,
+        options: list[tuple[str, str]],
+        cut: bool,
+    ) -> None:
+        """A person to pick: the listed ones, or whoever lives in the room typed."""
+        lines = [question]
         if room is not None and not options:
             lines.insert(0, ctx._("Nobody is registered in room {room}.").format(room=room))
         if cut:
@@ -289,7 +290,7 @@ class ProxyGrantFlow(Flow):
                     n=LISTED
                 )
             )
-        self._ask(ctx, "proxy", "\n".join(lines), options)
+        self._ask(ctx, step, "\n".join(lines), options)
 
     async def step_proxy(self, ctx: Context) -> None:
         room = self._typed_room(ctx)

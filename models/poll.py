@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, utcnow
@@ -50,7 +50,11 @@ class Ballot(Base):
     enforced by the database. A changed vote overwrites it; the log keeps every version."""
 
     __tablename__ = "ballot"
-    __table_args__ = (UniqueConstraint("poll_id", "voter"),)
+    __table_args__ = (
+        UniqueConstraint("poll_id", "voter"),
+        # The tally reads this index only, not the rows (each carries its leaf's entry).
+        Index("ix_ballot_poll_id_choices", "poll_id", "choices"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     poll_id: Mapped[int] = mapped_column(ForeignKey("poll.id"))
@@ -67,6 +71,10 @@ class Ballot(Base):
     # leaf is appended to the log by the database when the ballot commits (migration 0011).
     entry: Mapped[str] = mapped_column(Text)
     receipt: Mapped[str] = mapped_column(String(64))
+    # In an anonymous poll: who cast the unit's first ballot, as a token only the key matches,
+    # and the points it earns them at the close (services/voting/awards.py).
+    caster: Mapped[str | None] = mapped_column(String(40), default=None)
+    award: Mapped[int] = mapped_column(default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -37,6 +37,10 @@ def backoff(attempts: int) -> timedelta:
     return min(BACKOFF * 2 ** max(attempts - 1, 0), MAX_BACKOFF)
 
 
+# What a private message's row keeps once it is sent, or will never be.
+DONE_WITH: dict[str, Any] = {"kept": False}
+
+
 def enqueue(session: AsyncSession, person_id: int, payload: dict[str, Any], now: datetime) -> None:
     session.add(OutboxMessage(person_id=person_id, payload=payload, created_at=now))
 
@@ -296,3 +300,7 @@ async def settle(
         row.status, row.next_attempt_at = "pending", now + backoff(row.attempts)
     else:
         row.status = status
+        if row.person_id is not None:
+            # A private message is not kept once it is done with: it may quote a receipt of
+            # an anonymous ballot, which beside the person would say who chose what.
+            row.payload = DONE_WITH

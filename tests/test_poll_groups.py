@@ -12,6 +12,7 @@ WeChat resident of the same building gets the poll privately."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -288,6 +289,20 @@ async def test_the_group_card_votes_for_each_presser_shows_the_turnout_and_close
     answer = await press(stub, ann, button(stub, card, "No"), card)
     assert answer["text"] == "This poll is closed. Its results were sent when it closed."
     assert await ballots(bot) == 2
+
+    # Once sent, a private message's row keeps nothing of it: no receipt stays beside a person.
+    found = re.search(r"[0-9a-f]{64}", text_of(receipt))
+    assert found is not None
+    async with bot.sessions() as session:
+        private = (
+            await session.execute(
+                select(OutboxMessage.status, OutboxMessage.payload).where(
+                    OutboxMessage.person_id.is_not(None)
+                )
+            )
+        ).all()
+    assert private and {status for status, _ in private} == {"sent"}
+    assert all(payload == outbox.DONE_WITH for _, payload in private)
 
 
 @IN_BOTH

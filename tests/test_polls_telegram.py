@@ -161,7 +161,7 @@ async def open_poll(
 async def close_now(bot: Linli, clock: FakeClock, poll_id: int) -> None:
     """As `linli poll close ID` does: close before the deadline and send the results."""
     async with bot.transaction() as session:
-        closed = await polls.close(session, poll_id, clock())
+        closed = await polls.close(session, poll_id, clock(), bot.voter_key)
         assert closed is not None and closed.now
         poll = await session.get(Poll, poll_id)
         assert poll is not None

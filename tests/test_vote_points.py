@@ -80,7 +80,7 @@ async def test_the_first_vote_earns_once_and_a_change_earns_nothing(
     other = await new_poll(linli, clock)
     await cast(linli, other, who["amy"], 0, points=2)
     async with linli.transaction() as session:
-        await polls.close(session, poll_id, clock())
+        await polls.close(session, poll_id, clock(), KEY)
     assert await cast(linli, poll_id, who["bob"], 0) is Refusal.CLOSED
     assert [a[3] for a in await awards(linli)] == [
         f"poll:{poll_id}:vote:person:{who['amy']}",
@@ -93,7 +93,7 @@ async def test_a_household_earns_once_whoever_votes_and_a_proxy_earns_for_the_re
 ) -> None:
     who = await residents(linli)
     home = await household_of(linli, who["amy"])
-    poll_id = await new_poll(linli, clock, per_household=True, anonymous=True)
+    poll_id = await new_poll(linli, clock, per_household=True)
     await cast(linli, poll_id, who["amy"], 0)
     replaced = await cast(linli, poll_id, who["ann"], 1)  # Amy's household: her ballot replaced
     assert isinstance(replaced, Receipt) and replaced.changed
@@ -107,6 +107,47 @@ async def test_a_household_earns_once_whoever_votes_and_a_proxy_earns_for_the_re
     ]
     async with linli.sessions() as session:
         assert await audit_poll(session, poll_id) == []
+
+
+async def test_an_anonymous_poll_awards_its_voters_at_the_close_not_as_they_vote(
+    linli: Linli, clock: FakeClock
+) -> None:
+    """While it is open an anonymous poll awards nothing, and its ballots and leaves carry the
+    poll's opening time, not the vote's: an award or a time beside a person would say when
+    they voted, and so which leaf is theirs. The close awards each unit's first caster (Bob
+    as Amy's proxy too), in the order of the people, at the close's time; once."""
+    who = await residents(linli)
+    poll_id = await new_poll(linli, clock, per_household=True, anonymous=True)
+    async with linli.sessions() as session:
+        opened = (await session.scalar(text(f"SELECT created_at FROM poll WHERE id = {poll_id}")))
+    clock.advance(minutes=5)
+    await cast(linli, poll_id, who["bob"], 1, proxy=True)
+    clock.advance(minutes=5)
+    await cast(linli, poll_id, who["amy"], 0, points=2)
+    await cast(linli, poll_id, who["ann"], 1)  # Amy's household: a change, no second award
+    assert await awards(linli) == []
+    async with linli.sessions() as session:
+        times = set((await session.scalars(text("SELECT updated_at FROM ballot"))).all())
+        times |= set((await session.scalars(text("SELECT at FROM ballot_event"))).all())
+    assert len(times) == 1 and str(times.pop())[:16] == str(opened)[:16]
+
+    clock.advance(hours=1)
+    for _ in range(2):
+        async with linli.transaction() as session:
+            await polls.close(session, poll_id, clock(), KEY)
+    by_person = sorted(
+        [
+            (who["amy"], 2, "poll.vote", f"poll:{poll_id}:vote:person:{who['amy']}"),
+            (who["bob"], 1, "poll.vote", f"poll:{poll_id}:vote:person:{who['bob']}"),
+        ]
+    )
+    assert await awards(linli) == by_person
+    async with linli.sessions() as session:
+        awarded_at = set((await session.scalars(select(PendingAward.created_at))).all())
+        assert await audit_poll(session, poll_id) == []
+    assert [moment.replace(tzinfo=None) for moment in awarded_at] == [
+        clock().replace(tzinfo=None)
+    ]
 
 
 async def test_zero_points_configured_records_no_award(linli: Linli, clock: FakeClock) -> None:
@@ -161,6 +202,8 @@ async def test_a_resident_and_their_proxy_at_once_leave_one_ballot_and_one_award
         first, second = await asyncio.gather(own, by_proxy)
     assert isinstance(first, Receipt) and not first.changed
     assert isinstance(second, Receipt) and second.changed
+    async with linli.transaction() as session:
+        await polls.close(session, poll_id, clock(), KEY)  # an anonymous poll awards now
     async with linli.sessions() as session:
         rows = (await session.execute(select(Ballot.choices, Ballot.proxy, Ballot.receipt))).all()
         assert await audit_poll(session, poll_id) == []

@@ -100,7 +100,7 @@ async def test_one_ballot_per_resident_changes_logged_and_results_published_at_t
     assert len(entries) == 4  # the seed, Amy, Bob, Amy's change
 
     async with linli.transaction() as session:
-        closed = await polls.close(session, poll_id, clock())
+        closed = await polls.close(session, poll_id, clock(), KEY)
     assert closed is not None and closed.now
     results = closed.results
     assert (results.counts, results.turnout, results.eligible) == ([0, 2, 0], 2, 3)
@@ -128,7 +128,7 @@ async def test_the_audit_catches_a_tampered_ballot_and_a_tampered_leaf(
     await cast(linli, poll_id, who["amy"], 0)
     await cast(linli, poll_id, who["bob"], 1)
     async with linli.transaction() as session:
-        await polls.close(session, poll_id, clock())
+        await polls.close(session, poll_id, clock(), KEY)
         await session.execute(
             update(Ballot).where(Ballot.voter == f"person:{who['bob']}").values(choices=0b1)
         )
@@ -172,7 +172,7 @@ async def test_an_anonymous_poll_keeps_no_names_and_one_vote_per_household(
     assert "person:" not in rows[0].voter and "household:" not in rows[0].voter
     assert "person:" not in entries and "household:" not in entries
     async with linli.transaction() as session:
-        closed = await polls.close(session, poll_id, clock())
+        closed = await polls.close(session, poll_id, clock(), KEY)
         assert closed is not None
         results = closed.results
         assert await audit_poll(session, poll_id) == []
@@ -276,7 +276,7 @@ async def test_a_ballot_waiting_while_its_poll_closes_is_refused(
 
     async def close() -> polls.Closed | None:
         async with linli.transaction() as session:
-            return await polls.close(session, poll_id, clock())
+            return await polls.close(session, poll_id, clock(), KEY)
 
     async with Blocker(db_url) as blocker:
         await blocker.hold_row("poll", poll_id)

@@ -24,7 +24,7 @@ from models import AgendaCycle, AgendaItem, Ballot, Person, Poll
 from services.agenda import cycles, followup, items, proposals
 from services.agenda.proposals import Problem
 from services.agenda.rules import PROPOSALS, PUBLISHED, VOTING, AgendaRules
-from services.voting import ballots, polls, proxies
+from services.voting import ballots, keys, polls, proxies
 
 VoterKey = Callable[[], bytes]
 NAME = "agenda"
@@ -325,7 +325,7 @@ class AgendaFlow(StaffSteps, Flow):
         if row is None:
             return None
         unit = f"household:{row[1]}" if poll.per_household else f"person:{person_id}"
-        voter = ballots.voter_token(self.key(), poll.id, unit) if poll.anonymous else unit
+        voter = keys.voter_token(self.key(), poll.id, unit) if poll.anonymous else unit
         mask = await ctx.session.scalar(
             select(Ballot.choices).where(Ballot.poll_id == poll.id, Ballot.voter == voter)
         )

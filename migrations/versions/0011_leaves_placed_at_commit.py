@@ -11,6 +11,10 @@ time there only. A close takes the same per-poll lock, so a ballot is either in 
 the close or not at all. Entries written before this migration keep their "n" and the index
 they replace; `linli audit poll` reads both.
 
+An anonymous poll's ballot also keeps who cast it as a keyed token (caster) and the points it
+owes them (award): the close awards them all at once, so that no award beside a person says
+when they voted (services/voting/awards.py). The tally reads a new index on (poll, choices).
+
 Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-03 17:15:00
@@ -91,11 +95,16 @@ def upgrade() -> None:
     with op.batch_alter_table("ballot", schema=None) as batch_op:
         batch_op.add_column(sa.Column("entry", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("receipt", sa.String(length=64), nullable=True))
+        # An anonymous ballot's caster (a keyed token) and the points owed at the close.
+        batch_op.add_column(sa.Column("caster", sa.String(length=40), nullable=True))
+        batch_op.add_column(sa.Column("award", sa.Integer(), server_default="0", nullable=False))
     op.execute(LEAVES_OF_BALLOTS)
     with op.batch_alter_table("ballot", schema=None) as batch_op:
         batch_op.alter_column("entry", existing_type=sa.Text(), nullable=False)
         batch_op.alter_column("receipt", existing_type=sa.String(length=64), nullable=False)
         batch_op.drop_column("leaf")
+        # The rows got wider (the entry): the tally reads this index alone.
+        batch_op.create_index("ix_ballot_poll_id_choices", ["poll_id", "choices"], unique=False)
     # Natively, not by a batch rebuild: SQLite would drop the old poll table under the ballots
     # that reference it (foreign keys are on).
     op.execute("ALTER TABLE poll DROP COLUMN log_size")
@@ -118,9 +127,12 @@ def downgrade() -> None:
     op.add_column("poll", sa.Column("log_size", sa.Integer(), nullable=False, server_default="0"))
     op.execute(LOG_SIZES)
     with op.batch_alter_table("ballot", schema=None) as batch_op:
+        batch_op.drop_index("ix_ballot_poll_id_choices")
         batch_op.add_column(sa.Column("leaf", sa.Integer(), nullable=True))
     op.execute(BALLOTS_LEAVES)
     with op.batch_alter_table("ballot", schema=None) as batch_op:
         batch_op.alter_column("leaf", existing_type=sa.Integer(), nullable=False)
+        batch_op.drop_column("award")
+        batch_op.drop_column("caster")
         batch_op.drop_column("receipt")
         batch_op.drop_column("entry")

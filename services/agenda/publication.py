@@ -36,7 +36,7 @@ async def publish(
     poll = None
     on_ballot: list[AgendaItem] = []
     if cycle.poll_id is not None:
-        closed = await polls.close(session, cycle.poll_id, now)
+        closed = await polls.close(session, cycle.poll_id, now, key)
         assert closed is not None
         results = closed.results
         poll = await session.get(Poll, cycle.poll_id)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import enum
-import hashlib
-import hmac
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +28,8 @@ from sqlalchemy.orm import Session
 
 from models import Ballot, BallotEvent, Poll
 from services import points as points_service
-from services.voting import log, polls
+from services.voting import awards, log, polls
+from services.voting.keys import voter_token
 
 
 class Refusal(enum.StrEnum):
@@ -51,9 +50,22 @@ class Receipt:
     unchanged: bool = False  # the same ballot again: nothing was added
 
 
-def voter_token(key: bytes, poll_id: int, unit: str) -> str:
-    """Who, in an anonymous poll: stable per poll and unit, meaningless without the key."""
-    return hmac.new(key, f"{poll_id}:{unit}".encode(), hashlib.sha256).hexdigest()[:40]
+def leaf_of(
+    poll_id: int, voter: str, picks: list[int], proxy: bool, replaces: str | None, salt: str
+) -> tuple[bytes, str]:
+    """A ballot's leaf: its canonical entry and the entry's hash, the receipt. The salt (secret,
+    random) keeps anyone from rebuilding the entry, and so the choice, from the receipt."""
+    encoded = log.encode(
+        {
+            "poll": poll_id,
+            "voter": voter,
+            "choices": picks,
+            "proxy": proxy,
+            "replaces": replaces,
+            "salt": salt,
+        }
+    )
+    return encoded, log.leaf_hash(encoded).hex()
 
 
 def mask_of(picks: Sequence[int]) -> int:
@@ -82,6 +94,7 @@ _FACTS = (
         _POLL.c.max_choices,
         _POLL.c.anonymous,
         _POLL.c.per_household,
+        _POLL.c.created_at,
         polls.ELIGIBLE_HOUSEHOLD.label("household_id"),
         _BALLOT.c.id.label("ballot_id"),
         _BALLOT.c.choices,
@@ -116,6 +129,8 @@ _BALLOT_COLUMNS = (
     "entry",
     "receipt",
     "updated_at",
+    "caster",
+    "award",
 )
 _CHANGED_COLUMNS = ("person_id", "choices", "proxy", "entry", "receipt", "updated_at")
 
@@ -146,14 +161,6 @@ _SQLITE_FIRST = _first(sqlite_insert)
 # A unit's ballot read out of date is read again; phones of one household would have to change
 # it this many times in a row, each between another's read and write, to wear this out.
 _ATTEMPTS = 5
-VOTE_REASON = "poll.vote"
-
-
-def vote_award_key(poll_id: int, unit: str) -> str:
-    """One award per poll and unit: "poll:7:vote:person:12", "poll:7:vote:household:3"."""
-    return f"poll:{poll_id}:vote:{unit}"
-
-
 async def cast(
     session: AsyncSession,
     poll_id: int,
@@ -167,7 +174,8 @@ async def cast(
 ) -> Receipt | Refusal:
     """`person_id` votes `chosen` (option numbers from 0); `proxy`: someone cast it for them.
     The unit's first ballot earns `points`, pending, for the resident it counts for (the proxy
-    earns nothing), once per poll and unit; a changed ballot earns nothing more."""
+    earns nothing), once per poll and unit; a changed ballot earns nothing more. In an
+    anonymous poll they are awarded at the close (services/voting/awards.py)."""
 
     def run(sync: Session) -> Receipt | Refusal:
         # Core statements don't autoflush: what this transaction changed through the ORM (a
@@ -230,32 +238,29 @@ def _cast(
         "person_id": None if poll.anonymous else person_id,
         "choices": mask,
         "proxy": proxy,
-        "updated_at": now,
+        # An anonymous ballot and its leaf say nothing of when it was cast: beside the rows
+        # a vote leaves with the person (a reply, a conversation), a time would say whose.
+        "updated_at": poll.created_at if poll.anonymous else now,
     }
     # The resident the ballot counts for earns the points, once per unit: the award is made
-    # with the unit's first ballot only.
+    # with the unit's first ballot only, or, in an anonymous poll, kept on it for the close.
     award = {
         "award_person": person_id,
-        "award_points": points,
-        "award_reason": VOTE_REASON,
-        "award_key": vote_award_key(poll_id, unit),
+        "award_points": 0 if poll.anonymous else points,
+        "award_reason": awards.VOTE_REASON,
+        "award_key": awards.vote_award_key(poll_id, unit),
+    }
+    first = {
+        "caster": awards.caster_token(key, poll_id, person_id) if poll.anonymous else None,
+        "award": points if poll.anonymous else 0,
     }
     for _ in range(_ATTEMPTS):
         if ballot is not None and (ballot.choices, ballot.proxy) == (mask, proxy):
             return Receipt(ballot.receipt, unchanged=True)
         replaces = None if ballot is None else ballot.receipt
-        entry = {
-            "poll": poll_id,
-            "voter": voter,
-            "choices": picks,
-            "proxy": proxy,
-            "replaces": replaces,
-            "salt": salt,
-        }
-        encoded = log.encode(entry)
-        receipt = log.leaf_hash(encoded).hex()
+        encoded, receipt = leaf_of(poll_id, voter, picks, proxy, replaces, salt)
         leaf = {"entry": encoded.decode(), "receipt": receipt}
-        if _write(connection, found, ballot, {**written, **leaf}, award):
+        if _write(connection, found, ballot, {**written, **leaf}, first, award):
             return Receipt(receipt, changed=replaces is not None)
         # What was read is out of date: another phone of the household voted in between (the
         # write waited for it to commit), so reading again finds its ballot.
@@ -284,19 +289,21 @@ def _write(
     found: dict[str, Any],
     ballot: _Read | None,
     written: dict[str, Any],
+    first: dict[str, Any],
     award: dict[str, Any],
 ) -> bool:
-    """The ballot (the unit's first, or a change of the version read) with its leaf and, for a
-    first ballot, the award; or, when what was read is out of date, nothing. Each statement
-    gets only its own parameters: an INSERT or UPDATE takes any other column's name as one
-    more column to set."""
+    """The ballot (the unit's first, with `first`, or a change of the version read) with its
+    leaf and, for a first ballot, the award; or, when what was read is out of date, nothing.
+    Each statement gets only its own parameters: an INSERT or UPDATE takes any other column's
+    name as one more column to set."""
     if ballot is not None:
         values = {**written, "ballot_id": ballot.id, "read": ballot.receipt}
         return bool(connection.execute(_CHANGE, values).rowcount)
     if connection.dialect.name == "postgresql":
-        return bool(connection.execute(_PG_FIRST, {**found, **written, **award}).scalar())
+        values = {**found, **written, **first, **award}
+        return bool(connection.execute(_PG_FIRST, values).scalar())
     # SQLite: one writer at a time, and a statement is a call on this thread.
-    if not connection.execute(_SQLITE_FIRST, {**found, **written}).rowcount:
+    if not connection.execute(_SQLITE_FIRST, {**found, **written, **first}).rowcount:
         return False
     points_service.record_pending(
         connection,

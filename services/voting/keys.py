@@ -1,7 +1,10 @@
-"""The key behind anonymous voters' tokens: from the configuration, or a file made once."""
+"""The key behind anonymous voters' tokens (from the configuration, or a file made once), and
+the tokens."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -26,3 +29,8 @@ def voter_key(configured: str, key_file: str) -> bytes:
     if len(key) < 32:
         raise ValueError(f"{path}: the voter key is too short")
     return key.encode()
+
+
+def voter_token(key: bytes, poll_id: int, unit: str) -> str:
+    """Who, in an anonymous poll: stable per poll and unit, meaningless without the key."""
+    return hmac.new(key, f"{poll_id}:{unit}".encode(), hashlib.sha256).hexdigest()[:40]

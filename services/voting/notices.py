@@ -18,7 +18,7 @@ from models import Ballot, Poll
 from services import groups, outbox
 from services.notices import GroupNotice, Notice, to
 from services.voting import polls
-from services.voting.ballots import voter_token
+from services.voting.keys import voter_token
 
 OPENED, REMINDER, RESULTS = "poll.open", "poll.reminder", "poll.results"
 POLL_TICKET = "poll.vote"

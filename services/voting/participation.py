@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import Ballot, Building, Household, Person, Poll
 from services.people import RoleSet
 from services.voting import polls
-from services.voting.ballots import picks_of, voter_token
+from services.voting.ballots import picks_of
+from services.voting.keys import voter_token
 
 
 @dataclass(frozen=True)

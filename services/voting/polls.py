@@ -24,7 +24,7 @@ from models import Ballot, BallotEvent, Building, Household, Person, Poll
 from services import audit
 from services.scopes import BUILDING, GRID, Scope
 from services.sql import is_postgres
-from services.voting import log
+from services.voting import awards, log
 
 MAX_QUESTION = 300
 MAX_OPTION = 100
@@ -256,9 +256,10 @@ class Closed:
     now: bool  # closed by this call (False: it was closed before, and nothing changed)
 
 
-async def close(session: AsyncSession, poll_id: int, now: datetime) -> Closed | None:
+async def close(session: AsyncSession, poll_id: int, now: datetime, key: bytes) -> Closed | None:
     """Close now (the deadline, or an operator) and publish: counts, turnout, quorum, and the
-    log's root and size. Closing a closed poll changes nothing and says its results."""
+    log's root and size; an anonymous poll's voters get their points now (`key`: the voter
+    key). Closing a closed poll changes nothing and says its results."""
     poll = await locked(session, poll_id)
     if poll is None:
         return None
@@ -271,6 +272,8 @@ async def close(session: AsyncSession, poll_id: int, now: datetime) -> Closed | 
         poll.status, poll.closed_at = "closed", now
         poll.root, poll.size = root, len(logged)
         poll.results = {"counts": counts, "turnout": turnout, "eligible": eligible}
+        if poll.anonymous:
+            await awards.award_anonymous_voters(session, poll, key, now)
         await audit.record(session, "poll.close", at=now, poll=poll.id, root=root)
     results = results_of(poll)
     assert results is not None
