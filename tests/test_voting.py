@@ -18,7 +18,7 @@ from bot.app import Linli
 from models import Ballot, BallotEvent, Poll
 from services import people
 from services.scopes import Scope
-from services.voting import ballots, log, polls
+from services.voting import audit, ballots, log, polls
 from services.voting.audit import audit_poll
 from services.voting.ballots import Receipt, Refusal
 from services.voting.keys import voter_key
@@ -155,6 +155,43 @@ async def test_the_audit_catches_a_tampered_ballot_and_a_tampered_leaf(
         problems = await audit_poll(session, poll_id)
     assert problems is not None and "leaf 2: its hash does not match its entry" in problems
     assert any(p.startswith("published counts [1, 1, 0]") for p in problems)
+
+
+@pytest.mark.parametrize("elsewhere", [False, True], ids=["root-here", "root-elsewhere"])
+async def test_the_audit_catches_a_leaf_hash_changed_with_its_entry(
+    linli: Linli, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, elsewhere: bool
+) -> None:
+    """A leaf rewritten whole (entry and hash) hashes right and replays right: the tree's root,
+    published at the close, shows it (whether the audit rebuilds it itself or, as for a large
+    log, in a process of its own from its own read of the log), and so does the ballot, whose
+    receipt is no longer its leaf's. (Rewriting the ballot too is refused once the poll is
+    closed: the trigger that appends leaves takes no more.)"""
+    if elsewhere:
+        monkeypatch.setattr(audit, "ROOT_ELSEWHERE", 1)
+    who = await residents(linli)
+    poll_id = await new_poll(linli, clock)
+    await cast(linli, poll_id, who["amy"], 0)
+    async with linli.transaction() as session:
+        await polls.close(session, poll_id, clock(), KEY)
+    async with linli.sessions() as session:
+        assert await audit_poll(session, poll_id) == []
+    async with linli.transaction() as session:
+        entry, receipt = (await session.execute(select(Ballot.entry, Ballot.receipt))).one()
+        salted = entry.replace('"salt":"', '"salt":"0')
+        digest = log.leaf_hash(salted.encode()).hex()
+        await session.execute(
+            update(BallotEvent)
+            .where(BallotEvent.poll_id == poll_id, BallotEvent.index == 2)
+            .values(entry=salted, digest=digest)
+        )
+    async with linli.sessions() as session:
+        problems = await audit_poll(session, poll_id)
+    assert problems is not None and len(problems) == 2
+    assert problems[0] == (
+        f"ballot of person:{who['amy']}: stored options [1] (receipt {receipt} not in the log), "
+        f"the log says options [1] (leaf 2)"
+    )
+    assert problems[1].startswith("published root ") and problems[1].endswith(" of 2")
 
 
 async def test_an_anonymous_poll_keeps_no_names_and_one_vote_per_household(

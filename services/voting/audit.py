@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sqlalchemy import Select, Table, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from models import Ballot, BallotEvent, Poll
 from services.voting import log
@@ -35,9 +34,13 @@ async def audit_poll(session: AsyncSession, poll_id: int) -> list[str] | None:
     problems: list[str] = []
     digests: list[bytes] = []
     current: dict[str, _Version] = {}  # voter → their ballot as the log has it so far
+    closed = poll.status == "closed"
+    elsewhere = closed and (poll.size or 0) >= ROOT_ELSEWHERE
     replay = _Replay(poll.id, len(poll.options), poll.max_choices, current)
     leaves = select(_LEAF.c.index, _LEAF.c.entry, _LEAF.c.digest).where(_LEAF.c.poll_id == poll_id)
     expected_index = 0
+    # A large log's root is rebuilt meanwhile by another process, from the rows it reads.
+    root_elsewhere = _rebuilt_elsewhere(session, poll.id, poll.size or 0) if elsewhere else None
     async for chunk in _chunks(session, leaves.order_by(_LEAF.c.index)):
         for index, entry, digest in chunk:
             expected_index += 1
@@ -47,7 +50,8 @@ async def audit_poll(session: AsyncSession, poll_id: int) -> list[str] | None:
             encoded = entry.encode()
             if log.leaf_hash(encoded).hex() != digest:
                 problems.append(f"leaf {index}: its hash does not match its entry")
-            digests.append(bytes.fromhex(digest))
+            if not elsewhere:
+                digests.append(bytes.fromhex(digest))
             try:
                 data: dict[str, Any] = orjson.loads(encoded)
             except orjson.JSONDecodeError:
@@ -63,16 +67,16 @@ async def audit_poll(session: AsyncSession, poll_id: int) -> list[str] | None:
         else:
             continue
         break
-    closed = poll.status == "closed"
-    async with _rebuilt_root(digests[: poll.size or 0] if closed else None) as root:
-        problems += await _compare_ballots(session, poll_id, current)
-        rebuilt = await root
+    problems += await _compare_ballots(session, poll_id, current)
     if closed:
-        root = rebuilt.hex()
-        if poll.root != root or poll.size != len(digests):
+        if root_elsewhere is not None:
+            root = (await root_elsewhere).hex()
+        else:
+            root = log.root_of(digests[: poll.size or 0]).hex()
+        if poll.root != root or poll.size != expected_index:
             problems.append(
                 f"published root {poll.root} of {poll.size} leaves; rebuilt {root} of "
-                f"{len(digests)}"
+                f"{expected_index}"
             )
         counts = [0] * len(poll.options)
         for version in current.values():
@@ -89,21 +93,21 @@ async def audit_poll(session: AsyncSession, poll_id: int) -> list[str] | None:
 
 
 async def _chunks(session: AsyncSession, query: Select[Any]) -> AsyncIterator[Sequence[Any]]:
-    """The rows of `query`, CHUNK at a time from a server-side cursor. On PostgreSQL straight
-    from asyncpg's cursor: SQLAlchemy's rows cost more per row than the audit's own checks, and
-    a large poll has a million."""
+    """The rows of `query`, CHUNK at a time, straight from the driver's cursor: SQLAlchemy's
+    rows cost more per row than the audit's own checks, and a large poll has a million. The
+    statement is compiled by SQLAlchemy for the connection's driver ("$n" for asyncpg, "?" for
+    sqlite3), its parameters in the order the placeholders number them."""
     connection = await session.connection()
+    compiled = query.compile(dialect=connection.dialect)
+    values = [compiled.params[name] for name in compiled.positiontup or ()]
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
     if connection.dialect.name != "postgresql":
-        result = await connection.stream(query.execution_options(yield_per=CHUNK))
-        async for chunk in result.partitions():
+        # aiosqlite's sqlite3 connection, read on this thread as bot/sqlite_driver.py does.
+        cursor = driver._conn.execute(str(compiled), values)
+        while chunk := cursor.fetchmany(CHUNK):
             yield chunk
         return
-    compiled = query.compile(dialect=connection.dialect)
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
-    # Compiled for asyncpg: "$n" placeholders, numbered in the order of `positiontup`.
-    values = [compiled.params[name] for name in compiled.positiontup or ()]
     cursor = await driver.cursor(str(compiled), *values)
     # The next chunk is asked for before this one is checked: the database reads it meanwhile.
     coming = asyncio.ensure_future(cursor.fetch(CHUNK))
@@ -113,18 +117,35 @@ async def _chunks(session: AsyncSession, query: Select[Any]) -> AsyncIterator[Se
         yield chunk
 
 
-@asynccontextmanager
-async def _rebuilt_root(leaves: list[bytes] | None) -> AsyncIterator[Awaitable[bytes]]:
-    """The tree's root over `leaves` (None: not wanted, the poll is open), for a large log in
-    another process while this one compares the ballots (pymerkle hashes in Python: a few
-    seconds for a million leaves)."""
-    if leaves is None or len(leaves) < ROOT_ELSEWHERE:
-        done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        done.set_result(b"" if leaves is None else log.root_of(leaves))
-        yield done
-        return
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield asyncio.get_running_loop().run_in_executor(pool, log.root_of, leaves)
+def _rebuilt_elsewhere(session: AsyncSession, poll_id: int, size: int) -> asyncio.Future[bytes]:
+    """The root of the poll's first `size` leaves, rebuilt in a process of its own from its own
+    read of the log: pymerkle hashes in Python, a few seconds for a million leaves, which then
+    overlap this process's checks instead of following them."""
+    assert session.bind is not None
+    url = session.bind.url.render_as_string(hide_password=False)
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    future = asyncio.get_running_loop().run_in_executor(pool, _root_from, url, poll_id, size)
+    future.add_done_callback(lambda _: pool.shutdown(wait=False))
+    return future
+
+
+def _root_from(url: str, poll_id: int, size: int) -> bytes:
+    return asyncio.run(_read_root(url, poll_id, size))
+
+
+async def _read_root(url: str, poll_id: int, size: int) -> bytes:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                select(_LEAF.c.digest)
+                .where(_LEAF.c.poll_id == poll_id, _LEAF.c.index <= size)
+                .order_by(_LEAF.c.index)
+            )
+            leaves = [bytes.fromhex(digest) for digest in rows.scalars()]
+    finally:
+        await engine.dispose()
+    return log.root_of(leaves)
 
 
 @dataclass(frozen=True, slots=True)
