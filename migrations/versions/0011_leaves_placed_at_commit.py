@@ -43,9 +43,20 @@ BEGIN
         RAISE EXCEPTION 'poll % is closed: its log takes no more leaves', NEW.poll_id
             USING ERRCODE = 'check_violation';
     END IF;
+    -- The last leaf by a backward walk of the index, not max(): PL/pgSQL soon plans this
+    -- statement once for any poll, and that plan's max() read every leaf of the poll.
     INSERT INTO ballot_event (poll_id, "index", entry, digest, at)
-    SELECT NEW.poll_id, coalesce(max("index"), 0) + 1, NEW.entry, NEW.receipt, NEW.updated_at
-    FROM ballot_event WHERE poll_id = NEW.poll_id;
+    VALUES (
+        NEW.poll_id,
+        coalesce(
+            (SELECT "index" FROM ballot_event WHERE poll_id = NEW.poll_id
+             ORDER BY "index" DESC LIMIT 1),
+            0
+        ) + 1,
+        NEW.entry,
+        NEW.receipt,
+        NEW.updated_at
+    );
     RETURN NULL;
 END
 $$
