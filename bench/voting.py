@@ -456,8 +456,7 @@ def load_big_sqlite(
                 break
             # The trigger appends each ballot's leaf, in this order (the chunk's leaf rows).
             connection.executemany(
-                f"INSERT INTO ballot ({', '.join(BALLOT_COLUMNS)}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO ballot ({', '.join(BALLOT_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(*row[:-1], stamp) for row in chunk[0]],
             )
             in_transaction += len(chunk[0])

@@ -23,7 +23,7 @@ from bot.config import ConfigError, Settings, load_settings
 from handlers.flow import Notifier
 from handlers.i18n import CatalogError
 from models import Person, Poll, Role, RoleAssignment
-from services import audit, community, groups, invites, people
+from services import audit, community, group_catch_up, groups, invites, people
 from services.agenda import cycles as agenda_cycles
 from services.registration import scopes
 from services.reports.handing import HandedOn, hand_on_uncovered
@@ -254,7 +254,10 @@ async def _group(linli: Linli, args: argparse.Namespace) -> int:
             group_id = (await groups.seen(session, "telegram", args.chat_id, "", now)).id
         else:
             group_id = known.id
-        await groups.link(session, group_id, scope, now)
+        if await groups.link(session, group_id, scope, now):
+            await _notifier(linli, session, now).tell(
+                await group_catch_up.catch_up(session, group_id, now)
+            )
     print(f"group {args.chat_id}: {scope.spelled}")
     return 0
 

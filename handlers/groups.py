@@ -12,7 +12,7 @@ from handlers.flow import Context, Flow
 from handlers.i18n import N_
 from handlers.messages import Outgoing
 from models import Role
-from services import groups, people, scopes
+from services import group_catch_up, groups, people, scopes
 from services.scopes import BUILDING, COMMUNITY, Scope
 
 GROUP_TICKET = "group.scope"
@@ -82,7 +82,8 @@ async def choose_scope(ctx: Context, group_id: int, choice: str) -> None:
             )
         )
         return
-    await groups.link(ctx.session, group.id, scope, ctx.now, by=ctx.person.id)
+    if await groups.link(ctx.session, group.id, scope, ctx.now, by=ctx.person.id):
+        await ctx.deliver(await group_catch_up.catch_up(ctx.session, group.id, ctx.now))
     ctx.say(
         ctx._("Done: the group “{title}” now serves {scope}.").format(
             title=group.title or group.chat_id, scope=scope_label(ctx, scope)

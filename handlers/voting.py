@@ -381,6 +381,11 @@ class PollFlow(DraftSteps, Flow):
                 picked = sorted(set(picked) ^ {n})
             self.ask_ballot(ctx, poll, picked, for_resident=for_resident)  # type: ignore[arg-type]
             return
+        if poll.max_choices > 1 and not picked:
+            # Nothing ticked is no ballot: ask again rather than refuse it as a bad choice.
+            ctx.say(ctx._("Tick at least one option, then confirm."))
+            self.ask_ballot(ctx, poll, picked, for_resident=for_resident)  # type: ignore[arg-type]
+            return
         chosen = picked if poll.max_choices > 1 else [int(ctx.choice or 0)]
         ctx.finish()
         if isinstance(for_resident, int):

@@ -52,8 +52,10 @@ class Ballot(Base):
     __tablename__ = "ballot"
     __table_args__ = (
         UniqueConstraint("poll_id", "voter"),
-        # The tally reads this index only, not the rows (each carries its leaf's entry).
-        Index("ix_ballot_poll_id_choices", "poll_id", "choices"),
+        # The tally reads this index only, not the rows (each carries its leaf's entry). The
+        # voter comes before the choices so that no index on the poll alone can be taken to
+        # find one unit's ballot (migration 0012).
+        Index("ix_ballot_poll_id_voter_choices", "poll_id", "voter", "choices"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -52,7 +52,22 @@ async def link(
     now: datetime,
     *,
     by: int | None = None,
-) -> None:
+) -> bool:
+    """Whether the group serves this scope anew (it was unlinked, had left, or served
+    another): then it is owed what it missed (services/group_catch_up.py)."""
+    before = await session.get(GroupChat, group_id)
+    anew = (
+        before is None
+        or before.left_at is not None
+        or before.scope != scope.kind
+        or (
+            (before.building_id, before.grid_id)
+            != (
+                scope.id if scope.kind == BUILDING else None,
+                scope.id if scope.kind == GRID else None,
+            )
+        )
+    )
     await session.execute(
         update(GroupChat)
         .where(GroupChat.id == group_id)
@@ -68,6 +83,7 @@ async def link(
     await audit.record(
         session, "group.link", actor_id=by, at=now, group=group_id, scope=scope.spelled
     )
+    return anew
 
 
 async def unlink(

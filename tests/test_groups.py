@@ -9,9 +9,11 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import select
 
 from bot.app import Linli
-from models import Role
+from bot.database import create_engine
+from models import GroupChat, OutboxMessage, Role
 from services import community, groups, people
 from services.people import Grant
 from tests.conftest import FakeClock
@@ -144,9 +146,20 @@ async def test_a_role_revoked_before_the_answer_links_nothing(bot: Linli, stub: 
 async def test_the_command_line_lists_links_and_unlinks_groups(db_url: str) -> None:
     env = {"LINLI_DATABASE__URL": db_url}
     await run_linli(env, "init")
+    poll_id = int(
+        await run_linli(
+            env,
+            *("poll", "create", "--scope", "building:Building 4", "--question", "Bins?"),
+            *("--option", "Yes", "--option", "No", "--deadline", "2099-01-31T20:00"),
+        )
+    )
     assert (
         await run_linli(env, "group", "link", str(GROUP), "--scope", "building:Building 4")
     ).strip() == (f"group {GROUP}: building:Building 4")
+    # Linked in the middle of a poll of its building: the poll's card is queued for it, once.
+    assert await queued_for_group(db_url) == [f"poll.group:{poll_id}"]
+    await run_linli(env, "group", "link", str(GROUP), "--scope", "building:Building 4")
+    assert await queued_for_group(db_url) == [f"poll.group:{poll_id}"]
     listed = (await run_linli(env, "group", "list")).strip().splitlines()
     assert listed == [f"{GROUP}\t-\tbuilding:Building 4"]
     await run_linli(env, "group", "link", str(GROUP), "--scope", "community")
@@ -155,3 +168,17 @@ async def test_the_command_line_lists_links_and_unlinks_groups(db_url: str) -> N
         await run_linli(env, "group", "unlink", str(GROUP))
     ).strip() == f"group {GROUP}: unlinked"
     assert (await run_linli(env, "group", "list")).strip() == f"{GROUP}\t-\t-"
+
+
+async def queued_for_group(db_url: str) -> list[str | None]:
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as connection:
+            found = await connection.execute(
+                select(OutboxMessage.card_key)
+                .join(GroupChat, GroupChat.id == OutboxMessage.group_chat_id)
+                .where(GroupChat.chat_id == str(GROUP))
+            )
+            return list(found.scalars())
+    finally:
+        await engine.dispose()

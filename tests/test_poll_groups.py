@@ -22,8 +22,9 @@ from sqlalchemy import func, select
 
 from bot.app import Linli
 from handlers.flow import Notifier
-from models import Ballot, GroupChat, OutboxMessage
-from services import groups, outbox, scopes
+from models import Ballot, GroupChat, OutboxMessage, Role
+from services import community, groups, outbox, people, scopes
+from services.people import Grant
 from services.voting import notices, polls
 from tests.conftest import FakeClock
 from tests.telegram_harness import TelegramUser, invite_code, register, running_bot
@@ -475,3 +476,38 @@ async def test_a_group_card_has_one_row_that_each_change_rewrites(
         group = await session.get(GroupChat, group_id)
     assert row is not None and (row.status, row.payload) == ("blocked", {"text": "v4"})
     assert group is not None and group.left_at is not None and group.scope is None
+
+
+async def test_a_group_linked_while_a_poll_is_open_gets_its_card_once(
+    bot: Linli, stub: BotApiStub, clock: FakeClock
+) -> None:
+    """A building head adds the bot to their building's group in the middle of a poll: the
+    group gets the poll's card (not another building's), and linking it again sends no
+    second card."""
+    await open_poll(bot, clock)  # Building 2
+    await open_poll(bot, clock, scope="building:Building 3")
+    head = TelegramUser(stub, 8101, "Wang")
+    await head.send("/help")  # a private chat the bot can write to
+    async with bot.transaction() as session:
+        person = await people.by_identity(session, "telegram", str(head.id))
+        building = await community.building_by_name(session, "Building 2")
+        assert person is not None and building is not None
+        await people.grant(session, person.id, Grant(Role.BUILDING_HEAD, building_id=building.id))
+    late = -1002999
+
+    def cards() -> list[dict[str, Any]]:
+        return [
+            m
+            for m in in_group(stub, late)
+            if m["method"] == "sendMessage" and GROUP_WORDS["en"]["card"] in text_of(m)
+        ]
+
+    for _ in range(2):
+        mark = len(stub.sent)
+        await head.send("/group", chat_id=late, chat_type="supergroup", chat_title="B2 late")
+        asked = await stub.wait_for_message(head.id, contains="“B2 late” for?", after=mark)
+        await head.press("Building: Building 2", on=asked, expect="now serves Building: Building 2")
+        await bot.dispatcher.run_once()
+        assert len(cards()) == 1
+    # It is the poll's own card: its buttons vote in it.
+    assert [label for label, _ in stub.buttons(cards()[0])][:2] == ["Yes", "No"]

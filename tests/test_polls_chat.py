@@ -123,6 +123,15 @@ async def test_a_multiple_choice_ballot_is_toggled_then_confirmed(
     assert "Choose up to 2 options." in card.text
     assert [o.label for o in card.options] == ["Choose"]
     await dialog.press("amy", "Choose", source=[card])
+    # Confirming with nothing ticked is asked again, not refused as a bad choice.
+    empty = await dialog.press("amy", "Confirm my choice")
+    assert "Tick at least one option, then confirm." in texts(empty)
+    assert "not one of the poll's options" not in texts(empty)
+    assert [o.label for o in dialog.seen("amy")[-1].options] == [
+        "☐ Yes",
+        "☐ No",
+        "Confirm my choice",
+    ]
     await dialog.press("amy", "☐ Yes")
     toggled = dialog.seen("amy")[-1]
     assert [o.label for o in toggled.options] == ["☑ Yes", "☐ No", "Confirm my choice"]

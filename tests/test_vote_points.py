@@ -119,7 +119,7 @@ async def test_an_anonymous_poll_awards_its_voters_at_the_close_not_as_they_vote
     who = await residents(linli)
     poll_id = await new_poll(linli, clock, per_household=True, anonymous=True)
     async with linli.sessions() as session:
-        opened = (await session.scalar(text(f"SELECT created_at FROM poll WHERE id = {poll_id}")))
+        opened = await session.scalar(text(f"SELECT created_at FROM poll WHERE id = {poll_id}"))
     clock.advance(minutes=5)
     await cast(linli, poll_id, who["bob"], 1, proxy=True)
     clock.advance(minutes=5)
@@ -145,9 +145,7 @@ async def test_an_anonymous_poll_awards_its_voters_at_the_close_not_as_they_vote
     async with linli.sessions() as session:
         awarded_at = set((await session.scalars(select(PendingAward.created_at))).all())
         assert await audit_poll(session, poll_id) == []
-    assert [moment.replace(tzinfo=None) for moment in awarded_at] == [
-        clock().replace(tzinfo=None)
-    ]
+    assert [moment.replace(tzinfo=None) for moment in awarded_at] == [clock().replace(tzinfo=None)]
 
 
 async def test_zero_points_configured_records_no_award(linli: Linli, clock: FakeClock) -> None:

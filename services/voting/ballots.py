@@ -15,9 +15,8 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
-    case,
     func,
-    null,
+    not_,
     select,
     update,
 )
@@ -83,9 +82,29 @@ _POLL: Table = Poll.__table__  # type: ignore[assignment]
 _BALLOT: Table = Ballot.__table__  # type: ignore[assignment]
 
 # In one statement: the poll, whether the person may vote in it (their household), and the
-# ballot of a resident's own unit (by name or by token: the caller passes both, not knowing yet
-# whether the poll is anonymous). A household's ballot is read next, once the household is
-# known.
+# ballot of a resident's own unit, by name or by token: the caller passes both, not knowing yet
+# whether the poll is anonymous, and a name ("person:…") never equals a token (hex), so one of
+# the two lookups finds it at most. A household's ballot is read next, once the household is
+# known. Each lookup matches both columns of the unique key to a parameter, never to an
+# expression of the poll's columns nor to a list: PostgreSQL's generic plan, made in a poll's
+# first seconds when the ballot table's statistics say it is nearly empty, otherwise matched the
+# poll alone and read all its ballots for each cast (the bench at half speed or less).
+_BY_NAME = _BALLOT.alias("by_name")
+_BY_TOKEN = _BALLOT.alias("by_token")
+
+
+def _own(column: str) -> Any:
+    return func.coalesce(_BY_NAME.c[column], _BY_TOKEN.c[column])
+
+
+def _lookup(ballot: Any, voter: str) -> Any:
+    return and_(
+        ballot.c.poll_id == bindparam("poll_id"),
+        ballot.c.voter == bindparam(voter, type_=_BALLOT.c.voter.type),
+        not_(_POLL.c.per_household),
+    )
+
+
 _FACTS = (
     select(
         _POLL.c.status,
@@ -96,23 +115,14 @@ _FACTS = (
         _POLL.c.per_household,
         _POLL.c.created_at,
         polls.ELIGIBLE_HOUSEHOLD.label("household_id"),
-        _BALLOT.c.id.label("ballot_id"),
-        _BALLOT.c.choices,
-        _BALLOT.c.proxy,
-        _BALLOT.c.receipt,
+        _own("id").label("ballot_id"),
+        _own("choices").label("choices"),
+        _own("proxy").label("proxy"),
+        _own("receipt").label("receipt"),
     )
     .select_from(
-        _POLL.outerjoin(
-            _BALLOT,
-            and_(
-                _BALLOT.c.poll_id == _POLL.c.id,
-                _BALLOT.c.voter
-                == case(
-                    (_POLL.c.per_household, null()),
-                    (_POLL.c.anonymous, bindparam("token", type_=_BALLOT.c.voter.type)),
-                    else_=bindparam("unit", type_=_BALLOT.c.voter.type),
-                ),
-            ),
+        _POLL.outerjoin(_BY_NAME, _lookup(_BY_NAME, "unit")).outerjoin(
+            _BY_TOKEN, _lookup(_BY_TOKEN, "token")
         )
     )
     .where(_POLL.c.id == bindparam("poll_id"))
@@ -154,13 +164,17 @@ _CHANGE = (
 # PostgreSQL: the unit's first ballot and its pending award in one statement, the award only
 # if the ballot was written.
 _PG_WRITTEN = _first(pg_insert).returning(_BALLOT.c.updated_at).cte("written")
-_PG_FIRST = select(func.count()).select_from(_PG_WRITTEN).add_cte(
-    points_service.pending_after(_PG_WRITTEN, _PG_WRITTEN.c.updated_at)
+_PG_FIRST = (
+    select(func.count())
+    .select_from(_PG_WRITTEN)
+    .add_cte(points_service.pending_after(_PG_WRITTEN, _PG_WRITTEN.c.updated_at))
 )
 _SQLITE_FIRST = _first(sqlite_insert)
 # A unit's ballot read out of date is read again; phones of one household would have to change
 # it this many times in a row, each between another's read and write, to wear this out.
 _ATTEMPTS = 5
+
+
 async def cast(
     session: AsyncSession,
     poll_id: int,

@@ -39,14 +39,14 @@ def card_key(poll_id: int) -> str:
     return f"{GROUP_CARD}:{poll_id}"
 
 
-def _group_cards(group_ids: list[int], poll: Poll) -> list[GroupNotice]:
+def group_cards(group_ids: list[int], poll: Poll) -> list[GroupNotice]:
     return [GroupNotice(g, GROUP_CARD, subject_id=poll.id, card=GROUP_CARD) for g in group_ids]
 
 
 async def opened(session: AsyncSession, poll: Poll) -> list[Notice | GroupNotice]:
     """Each eligible resident's card (unless the poll goes to its group chats only), and the
     shared card in each group chat of its scope."""
-    cards = _group_cards(
+    cards = group_cards(
         await groups.serving(
             session, poll.scope, building_id=poll.building_id, grid_id=poll.grid_id
         ),
@@ -61,7 +61,7 @@ async def opened(session: AsyncSession, poll: Poll) -> list[Notice | GroupNotice
 async def turnout_changed(session: AsyncSession, poll: Poll) -> list[GroupNotice]:
     """The poll's group cards again, with the turnout as it is now (a new ballot, not a
     changed one). Each is one waiting edit however many ballots come in meanwhile."""
-    return _group_cards(await outbox.card_groups(session, card_key(poll.id)), poll)
+    return group_cards(await outbox.card_groups(session, card_key(poll.id)), poll)
 
 
 async def turnout(session: AsyncSession, poll: Poll) -> tuple[int, int]:

@@ -151,7 +151,9 @@ def first_leaf(session: AsyncSession, poll: Poll, entry: dict[str, Any], now: da
     BallotEvent); its hash."""
     encoded = log.encode(entry)
     digest = log.leaf_hash(encoded).hex()
-    session.add(BallotEvent(poll_id=poll.id, index=1, entry=encoded.decode(), digest=digest, at=now))
+    session.add(
+        BallotEvent(poll_id=poll.id, index=1, entry=encoded.decode(), digest=digest, at=now)
+    )
     return digest
 
 
@@ -166,9 +168,7 @@ async def locked(session: AsyncSession, poll_id: int) -> Poll | None:
     query = select(Poll).where(Poll.id == poll_id).execution_options(populate_existing=True)
     if is_postgres(session):
         await session.execute(
-            select(func.pg_advisory_xact_lock(LOG_LOCK, poll_id)).execution_options(
-                autoflush=False
-            )
+            select(func.pg_advisory_xact_lock(LOG_LOCK, poll_id)).execution_options(autoflush=False)
         )
         query = query.with_for_update()
     return await session.scalar(query)
@@ -212,6 +212,8 @@ ELIGIBLE_HOUSEHOLD = (
     .correlate(_POLL)
     .scalar_subquery()
 )
+
+
 async def log_size(session: AsyncSession, poll_id: int) -> int:
     """The leaves in the poll's log now (the seed's included)."""
     query = select(func.max(BallotEvent.index)).where(BallotEvent.poll_id == poll_id)
