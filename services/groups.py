@@ -117,6 +117,36 @@ async def removed(session: AsyncSession, channel: str, chat_id: str, now: dateti
     )
 
 
+async def moved(
+    session: AsyncSession, channel: str, old_chat_id: str, new_chat_id: str, now: datetime
+) -> None:
+    """The platform gave the group a new id (Telegram: a group upgraded to a supergroup). Its
+    link, and what waits to be sent to it, follow it to the new id; when the bot already knew
+    the new chat, that row takes the link, if it had none, and the old one serves nothing.
+    Both service messages (in the old chat and the new) land here: the second finds nothing
+    left to move."""
+    old = await session.scalar(
+        select(GroupChat).where(GroupChat.channel == channel, GroupChat.chat_id == old_chat_id)
+    )
+    if old is None:
+        return
+    new = await session.scalar(
+        select(GroupChat).where(GroupChat.channel == channel, GroupChat.chat_id == new_chat_id)
+    )
+    if new is None:
+        old.chat_id = new_chat_id
+    else:
+        if new.scope is None and old.scope is not None:
+            new.scope, new.building_id, new.grid_id = old.scope, old.building_id, old.grid_id
+            new.linked_by, new.linked_at, new.left_at = old.linked_by, old.linked_at, None
+        old.scope = old.building_id = old.grid_id = old.linked_by = old.linked_at = None
+        old.left_at = now
+    await session.flush()
+    await audit.record(
+        session, "group.moved", at=now, group=old.id, chat=old_chat_id, to=new_chat_id
+    )
+
+
 async def gone(session: AsyncSession, group_id: int, now: datetime) -> None:
     """The platform refused a message to the group for good (Telegram's 403: the bot was
     kicked, or is no longer a member): as if the bot had been removed."""

@@ -659,6 +659,8 @@ class BotApiStub:
         self.calls: list[tuple[str, JSONDict]] = []
         self.sent: list[JSONDict] = []
         self.blocked_chats: set[int] = set()
+        # A group upgraded to a supergroup: sends to the old id are refused with the new one.
+        self.migrated_chats: dict[int, int] = {}
         """Chats that refuse the bot: a user who blocked it, a group that kicked it (403)."""
         self.strict_private = False
         """Set: like Telegram, the bot can't write first to a user who never wrote to it
@@ -803,6 +805,28 @@ class BotApiStub:
         self._touch()
         self._notify_queue()
         return update_id
+
+    def migration_updates(self, user_id: int, old: int, new: int) -> tuple[JSONDict, JSONDict]:
+        """What Telegram sends when a group becomes a supergroup: a service message in the old
+        chat naming the new one, and one in the new chat naming the old; sends to the old id
+        are refused from now on."""
+        self.migrated_chats[old] = new
+        user = self._user(user_id, "Test", "en")
+        title = self._chats.get(old, {}).get("title") or "Test group"
+        updates = []
+        for chat_id, chat_type, field, other in (
+            (old, "group", "migrate_to_chat_id", new),
+            (new, "supergroup", "migrate_from_chat_id", old),
+        ):
+            message: JSONDict = {
+                "message_id": self._new_message_id(chat_id),
+                "date": int(time.time()),
+                "chat": self._remember_chat(chat_id, chat_type, "Test", title),
+                "from": user,
+                field: other,
+            }
+            updates.append({"update_id": self.next_update_id(), "message": message})
+        return updates[0], updates[1]
 
     def message_update(
         self,
@@ -1302,6 +1326,12 @@ class BotApiStub:
         return chat_id
 
     def _check_can_send(self, chat_id: ChatId) -> None:
+        if chat_id in self.migrated_chats:
+            raise _ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": self.migrated_chats[chat_id]},
+            )
         if chat_id in self.blocked_chats:
             if isinstance(chat_id, int) and chat_id < 0:
                 raise _ApiError(403, "Forbidden: bot was kicked from the supergroup chat")

@@ -511,3 +511,46 @@ async def test_a_group_linked_while_a_poll_is_open_gets_its_card_once(
         assert len(cards()) == 1
     # It is the poll's own card: its buttons vote in it.
     assert [label for label, _ in stub.buttons(cards()[0])][:2] == ["Yes", "No"]
+
+
+async def test_a_group_upgraded_to_a_supergroup_keeps_its_link(
+    bot: Linli, stub: BotApiStub, clock: FakeClock
+) -> None:
+    """Telegram gives a group a new id when it becomes a supergroup and says so in both chats
+    (each said twice here: a redelivery changes nothing). The link follows; the next card goes
+    to the new id."""
+    supergroup = -1002000777
+    old_says, new_says = stub.migration_updates(7001, B2, supergroup)
+    for update in (old_says, new_says, old_says):
+        stub.push_update(update)
+    await stub.wait_idle()
+    async with bot.sessions() as session:
+        assert await groups.find(session, "telegram", str(B2)) is None
+        moved = await groups.find(session, "telegram", str(supergroup))
+    assert moved is not None and moved.scope is not None
+    assert moved.scope.spelled == "building:Building 2"
+    await open_poll(bot, clock)
+    assert in_group(stub, supergroup) and not in_group(stub, B2)
+
+
+async def test_a_card_sent_to_a_groups_old_id_follows_it_to_the_new_one(
+    bot: Linli, stub: BotApiStub, clock: FakeClock
+) -> None:
+    """We missed the service messages: Telegram refuses the send with the new id (400,
+    migrate_to_chat_id). The card goes there at once and the group keeps its link."""
+    supergroup = -1002000888
+    stub.migrated_chats[B2] = supergroup
+    await open_poll(bot, clock)
+    assert [m["method"] for m in in_group(stub, supergroup)] == ["sendMessage"]
+    assert GROUP_WORDS["en"]["card"] in text_of(in_group(stub, supergroup)[0])
+    assert in_group(stub, B2) == []
+    async with bot.sessions() as session:
+        moved = await groups.find(session, "telegram", str(supergroup))
+        row = await session.scalar(
+            select(OutboxMessage)
+            .join(GroupChat, GroupChat.id == OutboxMessage.group_chat_id)
+            .where(GroupChat.chat_id == str(supergroup))
+        )
+    assert moved is not None and moved.scope is not None
+    assert moved.scope.spelled == "building:Building 2"
+    assert row is not None and row.status == "sent"

@@ -31,7 +31,7 @@ from telegram import (
     User,
 )
 from telegram.constants import MessageLimit
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 from telegram.warnings import PTBDeprecationWarning
 
@@ -213,6 +213,19 @@ def removed_from_group(update: Update) -> str | None:
     if member.new_chat_member.status in IN_CHAT:
         return None
     return str(member.chat.id)
+
+
+def group_moved(update: Update) -> tuple[str, str] | None:
+    """(old chat id, new chat id) when this update says a group became a supergroup: Telegram
+    says it in both chats, once each."""
+    message = update.message
+    if message is None:
+        return None
+    if message.migrate_to_chat_id is not None:
+        return str(message.chat.id), str(message.migrate_to_chat_id)
+    if message.migrate_from_chat_id is not None:
+        return str(message.migrate_from_chat_id), str(message.chat.id)
+    return None
 
 
 def to_incoming(update: Update, bot_username: str) -> Incoming | None:
@@ -436,6 +449,10 @@ class TelegramChannel:
                 await groups.removed(session, CHANNEL, left, datetime.now(UTC))
             log.info("telegram removed from group chat=%s", left)
             return
+        moved = group_moved(update)
+        if moved is not None:
+            await self._group_moved(*moved)
+            return
         incoming = to_incoming(update, self.username)
         if incoming is None:
             return
@@ -529,7 +546,19 @@ class TelegramChannel:
 
     async def send(self, chat_id: str, message: Outgoing) -> None:
         """Render one neutral message. A card already shown in this chat is edited in place
-        (its id is kept in the database); anything else is sent, and a card's id remembered."""
+        (its id is kept in the database); anything else is sent, and a card's id remembered.
+
+        Sent to a group's old id (we missed Telegram's service message, or it came late): the
+        group moves to its new id and the message goes there now, a card as a new message (its
+        old message stayed behind). Every part goes to one chat, so none went to the old one."""
+        try:
+            await self._send(chat_id, message)
+        except ChatMigrated as exc:
+            new = str(exc.new_chat_id)
+            await self._group_moved(chat_id, new)
+            await self._send(new, message)
+
+    async def _send(self, chat_id: str, message: Outgoing) -> None:
         card = message.card
         if card is not None and await self._edit_card(chat_id, message):
             return
@@ -648,6 +677,11 @@ class TelegramChannel:
         if isinstance(last, dict):
             return last.get("message_id")
         return getattr(last, "message_id", None)
+
+    async def _group_moved(self, old: str, new: str) -> None:
+        async with self.transaction() as session:
+            await groups.moved(session, CHANNEL, old, new, datetime.now(UTC))
+        log.info("telegram group chat=%s is now chat=%s", old, new)
 
     async def _send_part(
         self, part: Callable[[], Awaitable[object]], chat_id: str, *, first: bool

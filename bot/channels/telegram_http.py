@@ -17,6 +17,7 @@ from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.types import JSONDict, ODVInput
 from telegram.error import (
     BadRequest,
+    ChatMigrated,
     Forbidden,
     InvalidToken,
     NetworkError,
@@ -109,6 +110,9 @@ class AiohttpRequest(BaseRequest):
         retry_after = parameters.get("retry_after") if isinstance(parameters, dict) else None
         if isinstance(retry_after, int) and retry_after > 0:
             raise _retry_after(retry_after)
+        migrated = parameters.get("migrate_to_chat_id") if isinstance(parameters, dict) else None
+        if isinstance(migrated, int):
+            raise ChatMigrated(migrated)
         if status == HTTPStatus.TOO_MANY_REQUESTS:
             # Telegram always says how long; should a proxy not, wait a second, not forever.
             raise _retry_after(1)
