@@ -34,7 +34,6 @@ import math
 import os
 import pstats
 import random
-import resource
 import secrets
 import shutil
 import sqlite3
@@ -48,21 +47,32 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import asyncpg  # noqa: E402
-from sqlalchemy import func, insert, select  # noqa: E402
+import asyncpg
+from sqlalchemy import func, select
 
-from bot.app import Linli, assemble  # noqa: E402
-from bot.config import load_settings  # noqa: E402
-from bot.database import sqlite_file  # noqa: E402
-from models import Ballot, BallotEvent, Building, Household, PendingAward, Person, Poll  # noqa: E402
-from services.scopes import COMMUNITY, Scope  # noqa: E402
-from services.voting import ballots, keys, polls  # noqa: E402
-from services.voting.audit import audit_poll  # noqa: E402
+from bench.common import (
+    ROOT,
+    Outcome,
+    add_residents,
+    drop_database,
+    linli_environment,
+    machine_busy_seconds,
+    met,
+    new_database,
+    own_cpu_seconds,
+    percentile,
+    timed_linli,
+)
+from bot.app import Linli, assemble
+from bot.config import load_settings
+from bot.database import sqlite_file
+from models import Ballot, BallotEvent, PendingAward, Poll
+from services.scopes import COMMUNITY, Scope
+from services.voting import ballots, keys, polls
+from services.voting.audit import audit_poll
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_NAME = "linli_bench_voting"
 KEY = b"bench-voter-key-0123456789abcdef0123456789"
 PER_HOUSEHOLD = 2  # residents per home
@@ -75,107 +85,7 @@ TARGET_TALLY_S = 2.0
 TARGET_AUDIT_S = 20.0
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds spent on anything but idle and iowait, all cores, since boot."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    busy = sum(fields[:8]) - fields[3] - fields[4]
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def met(ok: bool) -> str:
-    return "met" if ok else "NOT met"
-
-
-@dataclass
-class Outcome:
-    ok: bool = True
-    figures: dict[str, float] = field(default_factory=dict)
-
-    def fail(self, message: str) -> None:
-        print(f"  FAIL: {message}", flush=True)
-        self.ok = False
-
-
 # --- setup ---------------------------------------------------------------------------------
-
-
-async def new_database(db: str, workdir: Path) -> str:
-    if db == "sqlite":
-        return f"sqlite+aiosqlite:///{workdir / 'linli.db'}"
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{PG_NAME}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{PG_NAME}"')
-    finally:
-        await admin.close()
-    return f"postgresql+asyncpg://postgres@127.0.0.1:5432/{PG_NAME}"
-
-
-async def drop_database(db: str) -> None:
-    if db == "postgres":
-        admin = await asyncpg.connect(PG_ADMIN)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{PG_NAME}" WITH (FORCE)')
-        finally:
-            await admin.close()
-
-
-def linli_environment(url: str, workdir: Path) -> dict[str, str]:
-    """What `linli` reads: bot.toml overlaid by these (nothing written to the checkout)."""
-    return {
-        "LINLI_DATABASE__URL": url,
-        "LINLI_REPORT__MEDIA_DIR": str(workdir / "media"),
-        "LINLI_VOTING__VOTER_KEY": KEY.decode(),
-        "LINLI_LOG__LEVEL": "WARNING",
-    }
-
-
-async def add_residents(linli: Linli, count: int, now: datetime) -> list[int]:
-    """`count` active residents, PER_HOUSEHOLD to a home: the configured rooms first, then
-    more homes in the same buildings. Plain bulk inserts: this is setup, not measured."""
-    async with linli.transaction() as session:
-        buildings = list((await session.scalars(select(Building.id).order_by(Building.id))).all())
-        existing = (await session.scalar(select(func.count()).select_from(Household))) or 0
-        missing = max(0, math.ceil(count / PER_HOUSEHOLD) - existing)
-        if missing:
-            await session.execute(
-                insert(Household),
-                [
-                    {"building_id": buildings[n % len(buildings)], "room": str(1000 + n)}
-                    for n in range(missing)
-                ],
-            )
-        homes = list((await session.scalars(select(Household.id).order_by(Household.id))).all())
-        await session.execute(
-            insert(Person),
-            [
-                {
-                    "display_name": f"Bench Resident {i}",
-                    "household_id": homes[i // PER_HOUSEHOLD],
-                    "status": "active",
-                    "created_at": now,
-                }
-                for i in range(count)
-            ],
-        )
-    async with linli.sessions() as session:
-        return list(
-            (
-                await session.scalars(
-                    select(Person.id).where(Person.status == "active").order_by(Person.id)
-                )
-            ).all()
-        )
 
 
 async def community_poll(
@@ -246,7 +156,7 @@ async def cast_all(
 async def casting_phase(linli: Linli, db: str, args: argparse.Namespace, outcome: Outcome) -> None:
     n = args.ballots
     started = time.perf_counter()
-    residents = await add_residents(linli, n, datetime.now(UTC))
+    residents = await add_residents(linli, n, datetime.now(UTC), PER_HOUSEHOLD)
     poll_id, _ = await community_poll(linli, "Open the roof garden on Sundays?", OPTIONS)
     print(
         f"  setup: {len(residents)} active residents in "
@@ -567,36 +477,17 @@ async def big_phase(
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
         print("\n".join("    " + line for line in out.getvalue().splitlines() if line.strip()))
 
-    linli_command = Path(sys.executable).parent / "linli"
-    command = [str(linli_command)] if linli_command.exists() else [sys.executable, "-m", "bot"]
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("LINLI_")}
-    environment.update(env)
-    mark = time.perf_counter()
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        "audit",
-        "poll",
-        str(poll_id),
-        cwd=ROOT,
-        env=environment,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    cli = time.perf_counter() - mark
-    # The largest of the processes this one started and waited for: only `linli audit`.
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    cli, returncode, out, err, rss = await timed_linli(env, "audit", "poll", str(poll_id))
     outcome.figures["cli_audit_s"] = cli
-    said = (out.decode().strip() or err.decode().strip()).splitlines()
+    said = (out.strip() or err.strip()).splitlines()
     print(
-        f"  `linli audit poll {poll_id}`: {cli:.2f} s, exit {process.returncode} "
+        f"  `linli audit poll {poll_id}`: {cli:.2f} s, exit {returncode} "
         f"({said[0] if said else 'no output'}), peak RSS {rss:.0f} MB; target <= "
         f"{TARGET_AUDIT_S:.0f} s: {met(cli <= TARGET_AUDIT_S)}",
         flush=True,
     )
-    if process.returncode != 0:
-        outcome.fail(f"linli audit poll exited {process.returncode}: {err.decode()[-500:]}")
+    if returncode != 0:
+        outcome.fail(f"linli audit poll exited {returncode}: {err[-500:]}")
 
 
 # --- driver --------------------------------------------------------------------------------
@@ -605,8 +496,8 @@ async def big_phase(
 async def bench(db: str, args: argparse.Namespace) -> Outcome:
     outcome = Outcome()
     workdir = Path(tempfile.mkdtemp(prefix="linli-bench-voting-"))
-    url = await new_database(db, workdir)
-    env = linli_environment(url, workdir)
+    url = await new_database(db, workdir, PG_NAME)
+    env = linli_environment(url, workdir, KEY)
     try:
         started = time.perf_counter()
         linli = assemble(load_settings(ROOT / "bot.toml", environ=env))
@@ -628,7 +519,7 @@ async def bench(db: str, args: argparse.Namespace) -> Outcome:
         finally:
             await linli.close()
     finally:
-        await drop_database(db)
+        await drop_database(db, PG_NAME)
         shutil.rmtree(workdir, ignore_errors=True)
     return outcome
 

@@ -42,6 +42,7 @@ from services.agenda.rules import AgendaRules
 from services.community import CommunitySpec, GridSpec
 from services.media import LocalStorage, MediaStorage
 from services.media.garbage import MediaCollector
+from services.points import awards as points_awards
 from services.reports import queries as report_queries
 from services.reports.policy import Category, ReportPolicy
 from services.sql import Transaction
@@ -263,6 +264,7 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
                 PollJobs(catalogs, settings.community.default_locale, registry.notices, voter_key),
                 agenda_jobs,
                 MediaCollector(reports.storage),
+                points_awards.settle_job,
             ],
         ),
         fetchers=fetchers,

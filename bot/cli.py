@@ -25,6 +25,9 @@ from handlers.i18n import CatalogError
 from models import Person, Poll, Role, RoleAssignment
 from services import audit, community, group_catch_up, groups, invites, people
 from services.agenda import cycles as agenda_cycles
+from services.points import audit as points_audit
+from services.points import awards as points_awards
+from services.points import ledger as points_ledger
 from services.registration import scopes
 from services.reports.handing import HandedOn, hand_on_uncovered
 from services.scopes import parse as parse_scope
@@ -116,6 +119,17 @@ def _parser() -> argparse.ArgumentParser:
             when = action.add_mutually_exclusive_group(required=True)
             when.add_argument("--poll", type=int, metavar="ID")
             when.add_argument("--month", metavar="YYYY-MM")
+    points = commands.add_parser("points", help="participation points (积分)")
+    points_actions = points.add_subparsers(dest="action", required=True)
+    award = points_actions.add_parser("award", help="award points by hand, with a note")
+    who = award.add_mutually_exclusive_group(required=True)
+    who.add_argument("--telegram-id")
+    who.add_argument("--wechat-openid", metavar="ID")
+    who.add_argument("--console", metavar="NAME")
+    how_much = award.add_mutually_exclusive_group(required=True)
+    how_much.add_argument("--rule", help="a rule of [points.rules], e.g. sorting_day")
+    how_much.add_argument("--amount", type=int, metavar="N")
+    award.add_argument("--note", required=True, help="why: shown to the resident, audited")
     agenda = commands.add_parser("agenda", help="the monthly agenda cycle (议事厅)")
     agenda_actions = agenda.add_subparsers(dest="action", required=True)
     agenda_actions.add_parser(
@@ -126,6 +140,9 @@ def _parser() -> argparse.ArgumentParser:
     audit_actions = audit_command.add_subparsers(dest="action", required=True)
     audit_poll = audit_actions.add_parser("poll", help="rebuild a poll's log and tally")
     audit_poll.add_argument("poll_id", type=int, metavar="ID")
+    audit_actions.add_parser(
+        "points", help="recompute every balance from the entries; check every transfer"
+    )
     return parser
 
 
@@ -197,6 +214,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await _audit(linli, args)
         if args.command == "proxy":
             return await _proxy(linli, args)
+        if args.command == "points":
+            return await _points(linli, args)
         if args.command == "agenda":
             return await _agenda(linli, args)
     finally:
@@ -385,6 +404,36 @@ async def _proxy(linli: Linli, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _points(linli: Linli, args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    rules = linli.settings.points.rules
+    if args.rule is not None:
+        try:
+            amount = rules.amount(args.rule)
+        except KeyError:
+            known = ", ".join(type(rules).model_fields)
+            raise UsageError(f"no rule {args.rule!r}: one of {known}") from None
+        if amount <= 0:
+            raise UsageError(f"the rule {args.rule} is turned off (0 points in bot.toml)")
+    else:
+        amount = args.amount
+        if amount <= 0:
+            raise UsageError("--amount is 1 or more")
+    if not args.note.strip():
+        raise UsageError("--note says why, and cannot be empty")
+    named = _identity(args.telegram_id, args.wechat_openid, args.console)
+    async with linli.transaction() as session:
+        person = await people.by_identity(session, *named)
+        if person is None:
+            raise UsageError(f"nobody known as {':'.join(named)}")
+        paid = await points_awards.award_by_staff(
+            session, person.id, amount, args.note, now, rule=args.rule
+        )
+        balance = await points_ledger.balance(session, person.id, points_ledger.POINTS)
+    print(f"points: {amount} to person {person.id} (transfer {paid.id}); balance {balance}")
+    return 0
+
+
 def _identity(telegram: str | None, wechat: str | None, console: str | None) -> tuple[str, str]:
     if telegram:
         return "telegram", telegram
@@ -395,6 +444,8 @@ def _identity(telegram: str | None, wechat: str | None, console: str | None) -> 
 
 
 async def _audit(linli: Linli, args: argparse.Namespace) -> int:
+    if args.action == "points":
+        return await _audit_points(linli)
     async with linli.sessions() as session:
         problems = await audit_poll(session, args.poll_id)
     if problems is None:
@@ -404,6 +455,21 @@ async def _audit(linli: Linli, args: argparse.Namespace) -> int:
     if problems:
         return 1
     print(f"poll {args.poll_id}: the log, the ballots and the published results agree")
+    return 0
+
+
+async def _audit_points(linli: Linli) -> int:
+    async with linli.sessions() as session:
+        problems = await points_audit.audit_points(session)
+        counted = await points_audit.summary(session)
+    for problem in problems:
+        print(f"MISMATCH points: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print(
+        f"points: {counted.transfers} transfers, {counted.entries} entries, "
+        f"{counted.accounts} accounts: every transfer sums to zero and every balance checks out"
+    )
     return 0
 
 

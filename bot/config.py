@@ -275,16 +275,31 @@ class AgendaSettings(_Section):
 
 class PointsRules(_Section):
     """Points earned for taking part, by rule: each is recorded as a pending award that the
-    points ledger settles (services/points.py). 0 turns a rule off."""
+    points ledger pays (services/points/awards.py). 0 turns a rule off."""
 
     # A resident's (or household's) first ballot in a poll; a changed ballot earns no more.
     vote_cast: int = Field(default=1, ge=0)
     # A proposal of the monthly agenda that the vote sends to the residents' council.
     proposal_selected: int = Field(default=10, ge=0)
+    # A report accepted for handling (a report category's own `points` comes first).
+    report_accepted: int = Field(default=5, ge=0)
+    # An hour of volunteering logged by the time-bank coordinator, a day of garbage sorting
+    # checked at the station, and a resident's first registration.
+    volunteer_hour: int = Field(default=10, ge=0)
+    sorting_day: int = Field(default=2, ge=0)
+    first_registration: int = Field(default=5, ge=0)
+
+    def amount(self, rule: str) -> int:
+        """A rule's amount by its name (`[points.rules]`), as `/award` and the CLI name it."""
+        if rule not in type(self).model_fields:
+            raise KeyError(rule)
+        return int(getattr(self, rule))
 
 
 class PointsSettings(_Section):
     rules: PointsRules = Field(default_factory=PointsRules)
+    # A redeemed reward unclaimed this many days expires, and its points come back.
+    pickup_days: int = Field(default=14, ge=1, le=365)
 
 
 class LogSettings(_Section):

@@ -11,6 +11,7 @@ from handlers.groups import GROUP_TICKET, GroupFlow, choose_scope
 from handlers.help import HelpFlow
 from handlers.language import LanguageFlow
 from handlers.linking import LinkFlow
+from handlers.points import PointsFlow
 from handlers.proxy_grants import proxy_notices
 from handlers.registration_notices import REGISTRATION_NOTICES
 from handlers.reports.lists import MyReportsFlow, QueueFlow
@@ -68,6 +69,7 @@ def build_registry(
     registry.add(poll.proxy_grants)
     registry.notices.update(proxy_notices())
     registry.add(VerifyFlow())
+    registry.add(PointsFlow(reports.timezone))
     registry.on_ticket(POLL_TICKET, vote_ticket(voter_key, poll))
     # The poll's card in its group chats: anyone there may press; each press is theirs alone.
     registry.on_shared_ticket(POLL_GROUP_TICKET, group_vote_ticket(voter_key, vote_points))

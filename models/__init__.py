@@ -12,7 +12,14 @@ from models.link import LinkCode
 from models.outbox import OutboxMessage
 from models.people import Identity, Person, Role, RoleAssignment
 from models.platform import PlatformToken
-from models.points import PendingAward
+from models.points import (
+    PendingAward,
+    PointsAccount,
+    PointsEntry,
+    PointsTransfer,
+    Redemption,
+    Reward,
+)
 from models.poll import Ballot, BallotEvent, Poll, ProxyGrant
 from models.report import Report, ReportEvent, ReportFollower, ReportMedia
 from models.ticket import ActionTicket
@@ -42,13 +49,18 @@ __all__ = [
     "PendingAward",
     "Person",
     "PlatformToken",
+    "PointsAccount",
+    "PointsEntry",
+    "PointsTransfer",
     "Poll",
     "ProcessedUpdate",
     "ProxyGrant",
+    "Redemption",
     "Report",
     "ReportEvent",
     "ReportFollower",
     "ReportMedia",
+    "Reward",
     "Role",
     "RoleAssignment",
 ]

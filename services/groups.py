@@ -125,14 +125,20 @@ async def moved(
     the new chat, that row takes the link, if it had none, and the old one serves nothing.
     Both service messages (in the old chat and the new) land here: the second finds nothing
     left to move."""
+    # Locked: the two service messages are handled at once, and the second must find the
+    # group moved (no row with the old id any more), not move it again over itself.
     old = await session.scalar(
-        select(GroupChat).where(GroupChat.channel == channel, GroupChat.chat_id == old_chat_id)
+        select(GroupChat)
+        .where(GroupChat.channel == channel, GroupChat.chat_id == old_chat_id)
+        .with_for_update()
     )
     if old is None:
         return
     new = await session.scalar(
         select(GroupChat).where(GroupChat.channel == channel, GroupChat.chat_id == new_chat_id)
     )
+    if new is not None and new.id == old.id:
+        return
     if new is None:
         old.chat_id = new_chat_id
     else:

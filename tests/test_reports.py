@@ -12,6 +12,9 @@ from sqlalchemy import func, select
 from bot.app import Linli, report_rules
 from handlers.messages import Kind, Reply
 from models import AuditEntry, PendingAward, Report, ReportFollower, ReportMedia, Role
+from services import people
+from services.points import ledger
+from services.points.audit import audit_points
 from services.reports import store
 from tests.conftest import FakeClock
 from tests.dialog import Dialog, texts
@@ -500,8 +503,11 @@ async def test_a_telegram_location_and_points_taken_back(linli: Linli, dialog: D
     assert "Building 2 (📍 31.23040, 121.47370)" in texts(confirm)
     await dialog.press("amy", "Submit")
     await dialog.press("gus", "Accept")
+    amy = await person_named(linli, "amy")
     async with linli.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(PendingAward)) == 1
+        # "Something else" earns 2 points (bot.toml), paid at once.
+        assert await ledger.balance(session, amy, ledger.POINTS) == 2
     # Passed on to staff, who find it is not a community matter: the points are withdrawn.
     await dialog.press("gus", "Reassign")
     await dialog.press("gus", "Sam")
@@ -515,4 +521,14 @@ async def test_a_telegram_location_and_points_taken_back(linli: Linli, dialog: D
     )
     assert report.latitude == pytest.approx(31.2304)
     async with linli.sessions() as session:
-        assert await session.scalar(select(func.count()).select_from(PendingAward)) == 0
+        assert await ledger.balance(session, amy, ledger.POINTS) == 0
+        reasons = [line.reason for line in await ledger.history(session, amy)]
+        assert reasons == ["award.withdrawn", "report.accepted"]
+        assert await audit_points(session) == []
+
+
+async def person_named(linli: Linli, console_name: str) -> int:
+    async with linli.sessions() as session:
+        person = await people.by_identity(session, "console", console_name)
+    assert person is not None
+    return person.id

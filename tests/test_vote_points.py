@@ -43,7 +43,7 @@ async def cast(
 
 
 async def awards(linli: Linli) -> list[tuple[int, int, str, str]]:
-    """(person, points, reason, key) of every pending award, oldest first."""
+    """(person, points, reason, key) of every award, settled or still pending, oldest first."""
     async with linli.sessions() as session:
         rows = await session.execute(
             select(
@@ -51,9 +51,7 @@ async def awards(linli: Linli) -> list[tuple[int, int, str, str]]:
                 PendingAward.points,
                 PendingAward.reason,
                 PendingAward.idempotency_key,
-            )
-            .where(PendingAward.settled_at.is_(None))
-            .order_by(PendingAward.id)
+            ).order_by(PendingAward.id)
         )
         return [tuple(row) for row in rows.all()]  # type: ignore[misc]
 

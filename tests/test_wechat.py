@@ -315,7 +315,7 @@ async def test_the_command_line_makes_invite_qr_codes_and_the_menu(
     assert [d.text for d in decoded] == [f"http://weixin.qq.com/q/{code}"]
     assert list(wechat.qr_scenes.values()) == [code]
     out = await run_linli(env, "wechat", "menu")
-    assert out.strip() == "wechat menu: 8 buttons"
+    assert out.strip() == "wechat menu: 9 buttons"
     assert wechat.menu == [
         {"type": "click", "name": "随手拍", "key": "report"},
         {
@@ -330,6 +330,7 @@ async def test_the_command_line_makes_invite_qr_codes_and_the_menu(
             "name": "我的",
             "sub_button": [
                 {"type": "click", "name": "我的上报", "key": "myreports"},
+                {"type": "click", "name": "我的积分", "key": "points"},
                 {"type": "click", "name": "语言", "key": "language"},
                 {"type": "click", "name": "帮助", "key": "help"},
                 {"type": "click", "name": "关联账号", "key": "link"},

@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import AgendaCycle, AgendaItem, Poll
-from services import points
 from services.agenda import items, notices
 from services.agenda.rules import PUBLISHED
 from services.notices import GroupNotice, Notice
+from services.points import awards
 from services.voting import polls
 
 
@@ -54,13 +54,13 @@ async def publish(
             # An item nobody voted for does not go to the council.
             item.selected = rank <= cycle.council_items and bool(item.votes)
             if item.selected:
-                await points.award_pending(
+                await awards.award(
                     session,
                     item.proposer_id,
+                    "proposal_selected",
                     selected_points,
-                    reason="agenda.selected",
-                    key=selected_key(item.id),
-                    now=now,
+                    selected_key(item.id),
+                    now,
                 )
     cycle.phase, cycle.published_at = PUBLISHED, now
     proposers = [item.proposer_id for item in on_ballot]

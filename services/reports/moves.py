@@ -13,8 +13,9 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Report
-from services import points, tickets
+from services import tickets
 from services.notices import Notice
+from services.points import awards
 from services.reports import access, duplicates, notices, routing, store
 from services.reports.handing import REPORT_TICKET, hand_over
 from services.reports.lifecycle import OPEN_STATES, Action, Capacity, Refusal, State
@@ -106,13 +107,13 @@ async def accept(
     category = policy.category(report.category)
     # Nobody earns points for a report they handle themselves: access refuses that move.
     if category is not None:
-        await points.award_pending(
+        await awards.award(
             session,
             report.reporter_id,
+            "report_accepted",
             category.points,
-            reason="report.accepted",
-            key=accepted_key(report),
-            now=now,
+            accepted_key(report),
+            now,
         )
     await tickets.retire_for_subject(session, REPORT_TICKET, report.id, now)
     moved = Moved(report, await notices.residents(session, report, notices.ACCEPTED))
@@ -139,7 +140,7 @@ async def post_note(
 async def _closed_unfixed(session: AsyncSession, report: Report, now: datetime) -> None:
     """Rejected or a duplicate: its cards go stale, and points are owed only for a report that
     stays accepted (accepted, passed on, then found not to be a problem: none)."""
-    await points.withdraw_pending(session, accepted_key(report))
+    await awards.withdraw(session, accepted_key(report), now)
     await tickets.retire_for_subject(session, REPORT_TICKET, report.id, now)
 
 

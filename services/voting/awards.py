@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Ballot, Person, Poll
-from services import points
+from services.points import awards
 from services.voting.keys import voter_token
 
 VOTE_REASON = "poll.vote"
@@ -49,12 +49,13 @@ async def award_anonymous_voters(
     earned = sorted((by_token[caster], award) for caster, award in owed if caster in by_token)
     awarded = 0
     for person_id, award in earned:
-        awarded += await points.award_pending(
+        paid = await awards.award(
             session,
             person_id,
+            "vote_cast",
             award,
-            reason=VOTE_REASON,
-            key=vote_award_key(poll.id, f"person:{person_id}"),
-            now=now,
+            vote_award_key(poll.id, f"person:{person_id}"),
+            now,
         )
+        awarded += paid is not None
     return awarded

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from models import Ballot, BallotEvent, Poll
-from services import points as points_service
+from services.points import pending as points_service
 from services.voting import awards, log, polls
 from services.voting.keys import voter_token
 

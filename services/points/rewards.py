@@ -1,0 +1,228 @@
+"""Rewards and their redemption (`/rewards`, `/pickup`, `linli rewards …`).
+
+A redemption takes one from the reward's stock and the price from the resident's balance in
+one transaction, each by a conditional update (`stock > 0`, `balance >= price`), so no
+interleaving of residents pressing at once sells more than the stock or overdraws anyone; the
+points go to the store at once and are held there. Staff confirm the pickup by its code; an
+unclaimed redemption expires and its points and its unit of stock come back.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from models import Redemption, Reward
+from services.points import ledger
+from services.points.ledger import POINTS, STORE, Overdrawn, Posting
+
+# Pickup codes: no 0/O, 1/I/L, so that staff read them off a phone without a doubt.
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+CODE_LENGTH = 8
+HELD, PICKED_UP, EXPIRED = "held", "picked_up", "expired"
+REDEEM_REASON, REFUND_REASON = "reward.redeemed", "reward.expired"
+
+
+class Refusal(enum.Enum):
+    UNKNOWN = "unknown"  # no such reward
+    UNAVAILABLE = "unavailable"  # not active, or outside its window
+    OUT_OF_STOCK = "out_of_stock"
+    TOO_FEW_POINTS = "too_few_points"
+
+
+async def add(
+    session: AsyncSession,
+    *,
+    name_zh: str,
+    name_en: str,
+    price: int,
+    stock: int,
+    starts_at: datetime,
+    ends_at: datetime,
+    now: datetime,
+) -> Reward:
+    if price <= 0 or stock < 0 or ends_at <= starts_at:
+        raise ValueError("a reward has a price above 0, a stock of 0 or more, and a window")
+    reward = Reward(
+        name_zh=name_zh,
+        name_en=name_en,
+        price=price,
+        stock=stock,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        active=True,
+        created_at=now,
+    )
+    session.add(reward)
+    await session.flush()
+    return reward
+
+
+async def available(session: AsyncSession, now: datetime) -> list[Reward]:
+    """What a resident may redeem now, cheapest first (out of stock ones too: they are shown
+    as such)."""
+    return list(
+        (
+            await session.scalars(
+                select(Reward)
+                .where(Reward.active, Reward.starts_at <= now, Reward.ends_at > now)
+                .order_by(Reward.price, Reward.id)
+            )
+        ).all()
+    )
+
+
+@dataclass(frozen=True)
+class Redeemed:
+    redemption: Redemption
+    replayed: bool = False  # the same request again: the first redemption, nothing more
+
+
+def new_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+async def redeem(
+    session: AsyncSession,
+    person_id: int,
+    reward_id: int,
+    now: datetime,
+    *,
+    key: str,
+    pickup_days: int = 14,
+) -> Redeemed | Refusal:
+    """One of the reward for the resident, once per `key`."""
+    earlier = await session.scalar(select(Redemption).where(Redemption.idempotency_key == key))
+    if earlier is not None:
+        return Redeemed(earlier, replayed=True)
+    try:
+        async with session.begin_nested():
+            price = await session.scalar(
+                update(Reward)
+                .where(
+                    Reward.id == reward_id,
+                    Reward.active,
+                    Reward.starts_at <= now,
+                    Reward.ends_at > now,
+                    Reward.stock > 0,
+                )
+                .values(stock=Reward.stock - 1)
+                .returning(Reward.price)
+            )
+            if price is None:
+                return await _why_not(session, reward_id, now)
+            account = await ledger.account_of(session, person_id, POINTS, now)
+            store = await ledger.system(session, STORE, POINTS)
+            paid = await ledger.transfer(
+                session,
+                f"redeem:{key}",
+                REDEEM_REASON,
+                [Posting(account, -price), Posting(store, price)],
+                now,
+                reference=f"reward:{reward_id}",
+            )
+            redemption = Redemption(
+                idempotency_key=key,
+                reward_id=reward_id,
+                person_id=person_id,
+                price=price,
+                code=new_code(),
+                status=HELD,
+                transfer_id=paid.id,
+                created_at=now,
+                expires_at=now + timedelta(days=pickup_days),
+            )
+            session.add(redemption)
+            await session.flush()
+    except Overdrawn:
+        return Refusal.TOO_FEW_POINTS
+    return Redeemed(redemption)
+
+
+async def _why_not(session: AsyncSession, reward_id: int, now: datetime) -> Refusal:
+    reward = await session.get(Reward, reward_id)
+    if reward is None:
+        return Refusal.UNKNOWN
+    if not reward.active or not reward.starts_at <= now < reward.ends_at:
+        return Refusal.UNAVAILABLE
+    return Refusal.OUT_OF_STOCK
+
+
+class PickupRefusal(enum.Enum):
+    UNKNOWN = "unknown"
+    ALREADY = "already"  # picked up before
+    EXPIRED = "expired"
+
+
+async def pick_up(
+    session: AsyncSession, code: str, staff_id: int, now: datetime
+) -> Redemption | PickupRefusal:
+    """Staff hand the reward over: the held redemption with this code is done, once."""
+    code = code.strip().upper()
+    done = await session.scalar(
+        update(Redemption)
+        .where(Redemption.code == code, Redemption.status == HELD, Redemption.expires_at > now)
+        .values(status=PICKED_UP, settled_at=now, picked_up_by=staff_id)
+        .returning(Redemption.id)
+    )
+    found = await session.scalar(select(Redemption).where(Redemption.code == code))
+    if found is None:
+        return PickupRefusal.UNKNOWN
+    if done is not None:
+        return found
+    return PickupRefusal.ALREADY if found.status == PICKED_UP else PickupRefusal.EXPIRED
+
+
+async def expire_due(session: AsyncSession, now: datetime) -> list[Redemption]:
+    """Held redemptions past their pickup time: points back to the resident, stock back to
+    the reward, once each (the status moves under the same conditional update)."""
+    due = (
+        await session.scalars(
+            select(Redemption.id).where(Redemption.status == HELD, Redemption.expires_at <= now)
+        )
+    ).all()
+    expired = []
+    for redemption_id in due:
+        claimed = await session.scalar(
+            update(Redemption)
+            .where(Redemption.id == redemption_id, Redemption.status == HELD)
+            .values(status=EXPIRED, settled_at=now)
+            .returning(Redemption.id)
+        )
+        if claimed is None:
+            continue  # picked up or expired meanwhile
+        redemption = await session.get(Redemption, redemption_id)
+        assert redemption is not None
+        # The reward's row before the resident's account, as a redemption takes them: two
+        # transactions taking both never wait for each other in a circle.
+        await session.execute(
+            update(Reward).where(Reward.id == redemption.reward_id).values(stock=Reward.stock + 1)
+        )
+        account = await ledger.account_of(session, redemption.person_id, POINTS, now)
+        store = await ledger.system(session, STORE, POINTS)
+        refund = await ledger.transfer(
+            session,
+            f"refund:redemption:{redemption.id}",
+            REFUND_REASON,
+            [Posting(store, -redemption.price), Posting(account, redemption.price)],
+            now,
+            reference=f"reward:{redemption.reward_id}",
+        )
+        redemption.refund_transfer_id = refund.id
+        expired.append(redemption)
+    return expired
+
+
+async def redeemed_counts(session: AsyncSession) -> dict[int, int]:
+    """Redemptions per reward that hold or took a unit of its stock (not the expired)."""
+    rows = await session.execute(
+        select(Redemption.reward_id, func.count())
+        .where(Redemption.status != EXPIRED)
+        .group_by(Redemption.reward_id)
+    )
+    return {reward_id: int(n) for reward_id, n in rows.all()}

@@ -1,0 +1,106 @@
+"""`/points` in chat and `linli points award` (issue 12): a resident reads their balance and
+what earned or took their points, in English and in Chinese; staff award by hand from the
+command line, under a rule or as an amount, always with a note; bad requests are refused with
+a clear message and change nothing."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot.app import Linli
+from models import AuditEntry
+from services import people
+from services.points import ledger
+from services.points.audit import audit_points
+from tests.conftest import FakeClock
+from tests.dialog import Dialog, texts
+from tests.processes import linli_process, run_linli
+from tests.report_cast import join
+
+
+async def person(linli: Linli, name: str) -> int:
+    async with linli.sessions() as session:
+        found = await people.by_identity(session, "console", name)
+    assert found is not None
+    return found.id
+
+
+async def test_points_shows_the_balance_and_the_latest_entries_in_each_language(
+    linli: Linli, clock: FakeClock
+) -> None:
+    dialog = Dialog(linli)
+    await join(dialog, "amy", room="302")
+    await join(dialog, "bob", room="303")
+    await dialog.say("bob", "/language")
+    await dialog.press("bob", "中文")
+    empty = texts(await dialog.say("amy", "/points"))
+    assert "Your points: 0" in empty and "Nothing yet." in empty
+
+    from services.points import awards
+
+    amy, bob = await person(linli, "amy"), await person(linli, "bob")
+    async with linli.transaction() as session:
+        await awards.award(session, amy, "report_accepted", 5, "report:3:accepted", clock())
+        await awards.award(session, bob, "vote_cast", 1, "poll:1:vote:person:b", clock())
+        await awards.award_by_staff(
+            session, amy, 2, "Sorted garbage all week", clock(), rule="sorting_day"
+        )
+        await awards.award_by_staff(session, bob, 7, "Helped at the fair", clock())
+    shown = texts(await dialog.say("amy", "/points"))
+    assert "Your points: 7" in shown
+    # Newest first, each with its reason in English; a staff award with its note.
+    assert shown.index("+2  Garbage-sorting day: Sorted garbage all week") < shown.index(
+        "+5  Report accepted"
+    )
+    chinese = texts(await dialog.say("bob", "/points"))
+    assert "您的积分：8" in chinese
+    assert "+7  工作人员奖励：Helped at the fair" in chinese and "+1  投票" in chinese
+
+
+async def test_points_award_by_rule_or_amount_with_a_note_and_refusals(
+    db_url: str, linli: Linli
+) -> None:
+    dialog = Dialog(linli)
+    await join(dialog, "amy", room="302")
+    amy = await person(linli, "amy")
+    env = {"LINLI_DATABASE__URL": db_url}
+    said = await run_linli(
+        env, "points", "award", "--console", "amy", "--rule", "sorting_day", "--note", "Week 48"
+    )
+    assert said.startswith(f"points: 2 to person {amy} (transfer ") and "balance 2" in said
+    said = await run_linli(
+        env, "points", "award", "--console", "amy", "--amount", "30", "--note", "Fair helper"
+    )
+    assert "balance 32" in said
+    refused = {
+        ("--rule", "flying", "--note", "x"): "no rule 'flying'",
+        ("--amount", "0", "--note", "x"): "--amount is 1 or more",
+        ("--amount", "5", "--note", "  "): "--note says why",
+    }
+    for args, message in refused.items():
+        async with linli_process("points", "award", "--console", "amy", *args, env=env) as p:
+            _, err = await p.communicate()
+        assert p.returncode == 2 and message in err.decode(), err.decode()
+    nobody = ("--console", "nobody", "--amount", "5", "--note", "x")
+    async with linli_process("points", "award", *nobody, env=env) as p:
+        _, err = await p.communicate()
+    assert p.returncode == 2 and "nobody known as console:nobody" in err.decode()
+    async with linli.sessions() as session:
+        assert await ledger.balance(session, amy, ledger.POINTS) == 32
+        notes = [line.note for line in await ledger.history(session, amy)]
+        assert notes == ["Fair helper", "Week 48"]
+        audited = (
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == "points.award"))
+        ).all()
+        assert [(e.detail["amount"], e.detail["rule"]) for e in audited] == [
+            (2, "sorting_day"),
+            (30, ""),
+        ]
+        assert await audit_points(session) == []
+
+
+async def test_points_for_someone_unregistered_is_a_polite_refusal(linli: Linli) -> None:
+    dialog = Dialog(linli)
+    reply = texts(await dialog.say("stranger", "/points"))
+    assert "Your points" not in reply
+    assert reply == "Sorry, /points is not available to you. Send /help to see your commands."
