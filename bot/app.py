@@ -43,6 +43,7 @@ from services.community import CommunitySpec, GridSpec
 from services.media import LocalStorage, MediaStorage
 from services.media.garbage import MediaCollector
 from services.points import awards as points_awards
+from services.points import rewards as points_rewards
 from services.reports import queries as report_queries
 from services.reports.policy import Category, ReportPolicy
 from services.sql import Transaction
@@ -265,6 +266,7 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
                 agenda_jobs,
                 MediaCollector(reports.storage),
                 points_awards.settle_job,
+                points_rewards.expire_job,
             ],
         ),
         fetchers=fetchers,

@@ -27,6 +27,7 @@ from services import audit, community, group_catch_up, groups, invites, people
 from services.agenda import cycles as agenda_cycles
 from services.points import audit as points_audit
 from services.points import awards as points_awards
+from services.points import imports as points_imports
 from services.points import ledger as points_ledger
 from services.registration import scopes
 from services.reports.handing import HandedOn, hand_on_uncovered
@@ -36,6 +37,8 @@ from services.voting import polls, proxies
 from services.voting.audit import audit_poll
 
 log = logging.getLogger("linli")
+# `linli points import`: a file larger than this is refused, not read whole.
+IMPORT_LIMIT = 10_000_000
 
 
 class UsageError(Exception):
@@ -130,6 +133,11 @@ def _parser() -> argparse.ArgumentParser:
     how_much.add_argument("--rule", help="a rule of [points.rules], e.g. sorting_day")
     how_much.add_argument("--amount", type=int, metavar="N")
     award.add_argument("--note", required=True, help="why: shown to the resident, audited")
+    bulk = points_actions.add_parser(
+        "import", help="awards from a CSV file (person, rule or amount, note); a dry run"
+    )
+    bulk.add_argument("file", type=Path, metavar="FILE.csv")
+    bulk.add_argument("--apply", action="store_true", help="apply it (when every row is valid)")
     agenda = commands.add_parser("agenda", help="the monthly agenda cycle (议事厅)")
     agenda_actions = agenda.add_subparsers(dest="action", required=True)
     agenda_actions.add_parser(
@@ -405,6 +413,8 @@ async def _proxy(linli: Linli, args: argparse.Namespace) -> int:
 
 
 async def _points(linli: Linli, args: argparse.Namespace) -> int:
+    if args.action == "import":
+        return await _points_import(linli, args.file, apply=args.apply)
     now = datetime.now(UTC)
     rules = linli.settings.points.rules
     if args.rule is not None:
@@ -431,6 +441,44 @@ async def _points(linli: Linli, args: argparse.Namespace) -> int:
         )
         balance = await points_ledger.balance(session, person.id, points_ledger.POINTS)
     print(f"points: {amount} to person {person.id} (transfer {paid.id}); balance {balance}")
+    return 0
+
+
+async def _points_import(linli: Linli, path: Path, *, apply: bool) -> int:
+    def read() -> bytes:
+        with path.open("rb") as file:
+            data = file.read(IMPORT_LIMIT + 1)
+        if len(data) > IMPORT_LIMIT:
+            raise UsageError(f"{path} is larger than {IMPORT_LIMIT // 1_000_000} MB; split it")
+        return data
+
+    try:
+        data = await asyncio.to_thread(read)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    async with linli.transaction() as session:
+        checked = await points_imports.check(session, data, linli.settings.points.rules.amount)
+        for problem in checked.problems:
+            print(f"{path}: {problem}", file=sys.stderr)
+        if checked.problems:
+            print(
+                f"points import: {len(checked.problems)} bad row(s); nothing applied",
+                file=sys.stderr,
+            )
+            return 1
+        total = sum(row.amount for row in checked.rows)
+        people_count = len({row.person_id for row in checked.rows})
+        if not apply:
+            print(
+                f"points import: {len(checked.rows)} rows valid, {total} points to "
+                f"{people_count} people; a dry run, nothing applied (add --apply)"
+            )
+            return 0
+        paid = await points_imports.apply(session, checked, datetime.now(UTC))
+    print(
+        f"points import: {len(checked.rows)} rows, {total} points to {people_count} people; "
+        f"{paid} awards applied, {len(checked.rows) - paid} applied before"
+    )
     return 0
 
 

@@ -5,6 +5,8 @@ a clear message and change nothing."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import select
 
 from bot.app import Linli
@@ -104,3 +106,65 @@ async def test_points_for_someone_unregistered_is_a_polite_refusal(linli: Linli)
     reply = texts(await dialog.say("stranger", "/points"))
     assert "Your points" not in reply
     assert reply == "Sorry, /points is not available to you. Send /help to see your commands."
+
+
+async def run_import(env: dict[str, str], path: Path, *args: str) -> tuple[int, str, str]:
+    async with linli_process("points", "import", str(path), *args, env=env) as process:
+        out, err = await process.communicate()
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_a_csv_import_is_checked_whole_then_applied_once(
+    db_url: str, linli: Linli, tmp_path: Path
+) -> None:
+    """Excel writes a byte-order mark: read alike. A file with a bad row applies nothing and
+    names each bad line; a good one is a dry run until --apply, and applying it again pays
+    nothing more."""
+    dialog = Dialog(linli)
+    await join(dialog, "amy", room="302")
+    await join(dialog, "bob", room="303")
+    amy, bob = await person(linli, "amy"), await person(linli, "bob")
+    env = {"LINLI_DATABASE__URL": db_url}
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(
+        "\ufeffperson,rule,amount,note\n"
+        "console:amy,sorting_day,,第48周 垃圾分类\n"
+        "console:nobody,,5,x\n"
+        "console:bob,sorting_day,3,both\n"
+        "console:bob,,lots,x\n"
+        "console:bob,,5,\n"
+        "bob,,5,x\n".encode()
+    )
+    status, out, err = await run_import(env, bad, "--apply")
+    assert status == 1 and out == ""
+    assert [line.split(": ", 1)[1] for line in err.splitlines()[:-1]] == [
+        "line 3: nobody known as console:nobody",
+        "line 4: give a rule or an amount, not both nor neither",
+        "line 5: amount 'lots' is not a whole number",
+        "line 6: the note, which says why, is empty",
+        "line 7: person 'bob' is not telegram:ID, wechat:OPENID or console:NAME",
+    ]
+    assert err.splitlines()[-1] == "points import: 5 bad row(s); nothing applied"
+    good = tmp_path / "good.csv"
+    good.write_bytes(
+        "\ufeffperson,rule,amount,note\r\n"
+        "console:amy,sorting_day,,第48周 垃圾分类\r\n"
+        "console:bob,,7,Volunteer hours logged\r\n".encode()
+    )
+    status, out, _ = await run_import(env, good)
+    assert status == 0 and "2 rows valid, 9 points to 2 people; a dry run" in out
+    async with linli.sessions() as session:
+        assert [await ledger.balance(session, p, ledger.POINTS) for p in (amy, bob)] == [0, 0]
+    for applied_before in (0, 2):
+        status, out, _ = await run_import(env, good, "--apply")
+        assert status == 0 and f"{2 - applied_before} awards applied" in out
+    async with linli.sessions() as session:
+        assert [await ledger.balance(session, p, ledger.POINTS) for p in (amy, bob)] == [2, 7]
+        notes = [line.note for line in await ledger.history(session, amy)]
+        assert notes == ["第48周 垃圾分类"]
+        assert await audit_points(session) == []
+    # Not text at all: refused, nothing read as rows.
+    binary = tmp_path / "photo.csv"
+    binary.write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)))
+    status, _, err = await run_import(env, binary)
+    assert status == 1 and "the file is not UTF-8 text" in err

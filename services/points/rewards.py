@@ -226,3 +226,8 @@ async def redeemed_counts(session: AsyncSession) -> dict[int, int]:
         .group_by(Redemption.reward_id)
     )
     return {reward_id: int(n) for reward_id, n in rows.all()}
+
+
+async def expire_job(session: AsyncSession, now: datetime) -> int:
+    """The scheduler's tick: unclaimed redemptions give their points and stock back."""
+    return len(await expire_due(session, now))
