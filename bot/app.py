@@ -72,6 +72,7 @@ def community_rules(settings: Settings) -> CommunityRules:
         approval=settings.community.approval,
         flow_timeout_minutes=settings.dialogue.flow_timeout_minutes,
         max_text_length=settings.dialogue.max_text_length,
+        welcome_points=settings.points.rules.first_registration,
     )
 
 

@@ -51,7 +51,14 @@ async def decide_registration(ctx: Context, applicant_id: int, decision: str) ->
     if chosen is None:
         ctx.say(ctx._("This registration no longer exists."))
         return
-    decided = await usecases.decide(ctx.session, ctx.person.id, applicant_id, chosen, ctx.now)
+    decided = await usecases.decide(
+        ctx.session,
+        ctx.person.id,
+        applicant_id,
+        chosen,
+        ctx.now,
+        welcome_points=ctx.rules.welcome_points,
+    )
     if isinstance(decided, usecases.Refused):
         ctx.say(_refusal(ctx, decided))
         return

@@ -57,6 +57,8 @@ class CommunityRules:
     approval: str
     flow_timeout_minutes: int
     max_text_length: int
+    # `[points.rules] first_registration`: earned when a resident's registration is complete.
+    welcome_points: int = 0
 
 
 class Someone(Protocol):

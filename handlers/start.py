@@ -192,6 +192,7 @@ class StartFlow(Flow):
             name,
             ctx.now,
             approval="auto" if ctx.rules.approval == "auto" else "building_head",
+            welcome_points=ctx.rules.welcome_points,
         )
         if isinstance(joined, usecases.Refused) and joined.reason == usecases.BAD_NAME:
             self._ask_name_again(ctx)  # the question stays open

@@ -50,6 +50,9 @@ def settings_for(db_url: str, **overrides: str) -> Settings:
         "LINLI_REPORT__MEDIA_DIR": media,
         # Nor its voter key (an anonymous poll's tokens) in the checkout's data/.
         "LINLI_VOTING__VOTER_KEY": "test-voter-key-0123456789abcdef0123456789",
+        # Every test registers residents; the welcome points would be in every count of
+        # awards and balances. tests/test_points_chat.py turns them on.
+        "LINLI_POINTS__RULES__FIRST_REGISTRATION": "0",
         **overrides,
     }
     return load_settings(ROOT / "bot.toml", environ=environ)

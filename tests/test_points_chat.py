@@ -10,14 +10,14 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot.app import Linli
-from models import AuditEntry
+from models import AuditEntry, Role
 from services import people
 from services.points import ledger
 from services.points.audit import audit_points
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, fresh_linli, settings_for
 from tests.dialog import Dialog, texts
 from tests.processes import linli_process, run_linli
-from tests.report_cast import join
+from tests.report_cast import hire, join
 
 
 async def person(linli: Linli, name: str) -> int:
@@ -168,3 +168,28 @@ async def test_a_csv_import_is_checked_whole_then_applied_once(
     binary.write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)))
     status, _, err = await run_import(env, binary)
     assert status == 1 and "the file is not UTF-8 text" in err
+
+
+async def test_a_residents_first_registration_earns_the_welcome_points_once(
+    db_url: str, clock: FakeClock
+) -> None:
+    """`[points.rules] first_registration` (5 here): paid by the tick after joining, once; an
+    invite to staff earns nothing."""
+    linli = await fresh_linli(
+        settings_for(db_url, LINLI_POINTS__RULES__FIRST_REGISTRATION="5"), clock
+    )
+    try:
+        dialog = Dialog(linli)
+        await join(dialog, "amy", room="302")
+        await hire(dialog, "sam", Role.STAFF)
+        await linli.ticker.tick()
+        shown = texts(await dialog.say("amy", "/points"))
+        assert "Your points: 5" in shown and "+5  First registration" in shown
+        await linli.ticker.tick()  # paid once, whatever ticks again
+        amy, sam = await person(linli, "amy"), await person(linli, "sam")
+        async with linli.sessions() as session:
+            assert await ledger.balance(session, amy, ledger.POINTS) == 5
+            assert await ledger.balance(session, sam, ledger.POINTS) == 0
+            assert await audit_points(session) == []
+    finally:
+        await linli.close()

@@ -22,6 +22,8 @@ from models import Building, Household, Invite, Person, Role
 from services import audit, invites, people, tickets
 from services.notices import Notice
 from services.people import Grant
+from services.points import awards
+from services.points import pending as pending_awards
 from services.registration import access, scopes
 
 # The durable buttons of an approval card, and the notices this feature sends.
@@ -207,6 +209,7 @@ async def join(
     now: datetime,
     *,
     approval: Approval,
+    welcome_points: int = 0,
 ) -> Joined | Refused:
     """Register `person_id` in `room` of the invite's building under `name`.
 
@@ -264,6 +267,8 @@ async def join(
         await people.grant(session, person_id, Grant(Role.RESIDENT))
         if role is not Role.RESIDENT:
             await people.grant(session, person_id, grant)
+        else:
+            await _welcome(session, person_id, welcome_points, now)
         await audit.record(
             session,
             "registration.auto",
@@ -303,7 +308,13 @@ async def pending(session: AsyncSession, actor_id: int) -> Pending | Refused:
 
 
 async def decide(
-    session: AsyncSession, actor_id: int, applicant_id: int, decision: Decision, now: datetime
+    session: AsyncSession,
+    actor_id: int,
+    applicant_id: int,
+    decision: Decision,
+    now: datetime,
+    *,
+    welcome_points: int = 0,
 ) -> Decided | Refused:
     """Approve or reject a waiting registration.
 
@@ -356,6 +367,7 @@ async def decide(
     await tickets.retire_for_subject(session, REGISTRATION_TICKET, applicant.id, now)
     if decision == "approve":
         await people.grant(session, applicant.id, Grant(Role.RESIDENT))
+        await _welcome(session, applicant.id, welcome_points, now)
     await audit.record(
         session,
         f"registration.{decision}",
@@ -371,6 +383,20 @@ async def decide(
         params={"building": applicant.building, "room": applicant.room},
     )
     return Decided(decision, applicant, [told])
+
+
+async def _welcome(session: AsyncSession, person_id: int, points: int, now: datetime) -> None:
+    """A resident's first registration earns `[points.rules] first_registration`, once per
+    person however often they move (the key is theirs). Recorded pending, one statement on
+    the path every newcomer takes; the tick pays it (services/points/awards.py)."""
+    await pending_awards.award_pending(
+        session,
+        person_id,
+        points,
+        reason=awards.RULES["first_registration"],
+        key=f"registration:{person_id}:first",
+        now=now,
+    )
 
 
 def as_decision(value: str) -> Decision | None:
