@@ -60,3 +60,11 @@ async def send_voice(dialog: Dialog, who: str, data: bytes) -> Reply:
     ref = f"voice-{len(dialog.channel.files)}"
     dialog.channel.files[ref] = data
     return await dialog.say(who, "", kind=Kind.VOICE, voice=FileRef(ref, mime_type="audio/ogg"))
+
+
+async def person_id(linli: Linli, name: str, channel: str = "console") -> int:
+    """The id of whoever the bot knows as `name` on `channel` (a console name by default)."""
+    async with linli.sessions() as session:
+        person = await people.by_identity(session, channel, name)
+    assert person is not None, f"nobody known as {channel}:{name}"
+    return person.id

@@ -11,20 +11,12 @@ from sqlalchemy import select
 
 from bot.app import Linli
 from models import AuditEntry, Role
-from services import people
 from services.points import ledger
 from services.points.audit import audit_points
 from tests.conftest import FakeClock, fresh_linli, settings_for
 from tests.dialog import Dialog, texts
 from tests.processes import linli_process, run_linli
-from tests.report_cast import hire, join
-
-
-async def person(linli: Linli, name: str) -> int:
-    async with linli.sessions() as session:
-        found = await people.by_identity(session, "console", name)
-    assert found is not None
-    return found.id
+from tests.report_cast import hire, join, person_id
 
 
 async def test_points_shows_the_balance_and_the_latest_entries_in_each_language(
@@ -40,7 +32,7 @@ async def test_points_shows_the_balance_and_the_latest_entries_in_each_language(
 
     from services.points import awards
 
-    amy, bob = await person(linli, "amy"), await person(linli, "bob")
+    amy, bob = await person_id(linli, "amy"), await person_id(linli, "bob")
     async with linli.transaction() as session:
         await awards.award(session, amy, "report_accepted", 5, "report:3:accepted", clock())
         await awards.award(session, bob, "vote_cast", 1, "poll:1:vote:person:b", clock())
@@ -64,7 +56,7 @@ async def test_points_award_by_rule_or_amount_with_a_note_and_refusals(
 ) -> None:
     dialog = Dialog(linli)
     await join(dialog, "amy", room="302")
-    amy = await person(linli, "amy")
+    amy = await person_id(linli, "amy")
     env = {"LINLI_DATABASE__URL": db_url}
     said = await run_linli(
         env, "points", "award", "--console", "amy", "--rule", "sorting_day", "--note", "Week 48"
@@ -123,7 +115,7 @@ async def test_a_csv_import_is_checked_whole_then_applied_once(
     dialog = Dialog(linli)
     await join(dialog, "amy", room="302")
     await join(dialog, "bob", room="303")
-    amy, bob = await person(linli, "amy"), await person(linli, "bob")
+    amy, bob = await person_id(linli, "amy"), await person_id(linli, "bob")
     env = {"LINLI_DATABASE__URL": db_url}
     bad = tmp_path / "bad.csv"
     bad.write_bytes(
@@ -186,7 +178,7 @@ async def test_a_residents_first_registration_earns_the_welcome_points_once(
         shown = texts(await dialog.say("amy", "/points"))
         assert "Your points: 5" in shown and "+5  First registration" in shown
         await linli.ticker.tick()  # paid once, whatever ticks again
-        amy, sam = await person(linli, "amy"), await person(linli, "sam")
+        amy, sam = await person_id(linli, "amy"), await person_id(linli, "sam")
         async with linli.sessions() as session:
             assert await ledger.balance(session, amy, ledger.POINTS) == 5
             assert await ledger.balance(session, sam, ledger.POINTS) == 0

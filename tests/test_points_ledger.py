@@ -26,7 +26,7 @@ from tests.conftest import FakeClock
 from tests.dialog import Dialog
 from tests.processes import linli_process, run_linli
 from tests.races import Blocker
-from tests.report_cast import join
+from tests.report_cast import join, person_id
 
 NAMES = ("amy", "bob", "cy", "dee")
 
@@ -36,10 +36,7 @@ async def residents(linli: Linli) -> list[int]:
     ids = []
     for n, name in enumerate(NAMES):
         await join(dialog, name, room=f"30{n + 1}")
-        async with linli.sessions() as session:
-            person = await people.by_identity(session, "console", name)
-        assert person is not None
-        ids.append(person.id)
+        ids.append(await person_id(linli, name))
     return ids
 
 
@@ -189,12 +186,7 @@ async def test_random_sequences_keep_the_ledger_balanced_and_never_negative(
         known = await people.by_identity(session, "console", NAMES[-1])
     if known is None:  # the first example: the residents join once, examples share them
         await residents(linli)
-    ids = []
-    async with linli.sessions() as session:
-        for name in NAMES:
-            person = await people.by_identity(session, "console", name)
-            assert person is not None
-            ids.append(person.id)
+    ids = [await person_id(linli, name) for name in NAMES]
     model = dict(zip(ids, await balances(linli, ids), strict=True))
     run = uuid.uuid4().hex[:8]
     made: list[tuple[ledger.Transfer, dict[int, int]]] = []  # each with its effect on people

@@ -16,10 +16,11 @@ from sqlalchemy import func, select
 from bot.app import Linli
 from handlers.flow import Notifier
 from models import Ballot, BallotEvent, Poll
-from services import community, people
+from services import community
 from services.scopes import Scope
 from services.voting import notices, polls
 from tests.conftest import FakeClock
+from tests.report_cast import person_id
 from tests.telegram_harness import invite_code
 from tests.wechat_stub import WeChatStub
 
@@ -143,13 +144,6 @@ async def log_size(bot: Linli, poll_id: int) -> int:
         )
 
 
-async def person_id(bot: Linli, openid: str) -> int:
-    async with bot.sessions() as session:
-        person = await people.by_identity(session, "wechat", openid)
-    assert person is not None
-    return person.id
-
-
 async def test_residents_vote_on_wechat_with_digits_and_words(
     wechat_bot: Linli, wechat: WeChatStub, clock: FakeClock
 ) -> None:
@@ -158,7 +152,10 @@ async def test_residents_vote_on_wechat_with_digits_and_words(
     cao = await join_in_english(wechat_bot, wechat, CAO, "304", "Cao")
     dai = await join(wechat_bot, wechat, DAI, "401", "戴叔")
     poll_id = await open_poll(wechat_bot, clock)
-    ids = {who.openid: await person_id(wechat_bot, who.openid) for who in (amy, ben, cao, dai)}
+    ids = {
+        who.openid: await person_id(wechat_bot, who.openid, "wechat")
+        for who in (amy, ben, cao, dai)
+    }
 
     # The card arrives as a customer-service message: the question and a numbered list.
     card = amy.received()[-1]
@@ -268,4 +265,4 @@ async def test_a_multiple_choice_ballot_on_wechat(
     voted = await amy.send("4")
     assert "您的投票已收到" in voted
     assert await leaf_of(wechat_bot, receipt_in(voted)) == (poll_id, 2)
-    assert await ballots(wechat_bot, poll_id) == {await person_id(wechat_bot, AMY): 0b011}
+    assert await ballots(wechat_bot, poll_id) == {await person_id(wechat_bot, AMY, "wechat"): 0b011}

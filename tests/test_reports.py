@@ -12,14 +12,13 @@ from sqlalchemy import func, select
 from bot.app import Linli, report_rules
 from handlers.messages import Kind, Reply
 from models import AuditEntry, PendingAward, Report, ReportFollower, ReportMedia, Role
-from services import people
 from services.points import ledger
 from services.points.audit import audit_points
 from services.reports import store
 from tests.conftest import FakeClock
 from tests.dialog import Dialog, texts
 from tests.images import camera_exif, photo, png_bomb
-from tests.report_cast import hire, join, send_photo, send_voice
+from tests.report_cast import hire, join, person_id, send_photo, send_voice
 
 
 @pytest.fixture
@@ -503,7 +502,7 @@ async def test_a_telegram_location_and_points_taken_back(linli: Linli, dialog: D
     assert "Building 2 (📍 31.23040, 121.47370)" in texts(confirm)
     await dialog.press("amy", "Submit")
     await dialog.press("gus", "Accept")
-    amy = await person_named(linli, "amy")
+    amy = await person_id(linli, "amy")
     async with linli.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(PendingAward)) == 1
         # "Something else" earns 2 points (bot.toml), paid at once.
@@ -525,10 +524,3 @@ async def test_a_telegram_location_and_points_taken_back(linli: Linli, dialog: D
         reasons = [line.reason for line in await ledger.history(session, amy)]
         assert reasons == ["award.withdrawn", "report.accepted"]
         assert await audit_points(session) == []
-
-
-async def person_named(linli: Linli, console_name: str) -> int:
-    async with linli.sessions() as session:
-        person = await people.by_identity(session, "console", console_name)
-    assert person is not None
-    return person.id
