@@ -227,7 +227,11 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
     )
     agenda = agenda_rules(settings)
     registry = build_registry(
-        reports, voter_key, agenda, vote_points=settings.points.rules.vote_cast
+        reports,
+        voter_key,
+        agenda,
+        vote_points=settings.points.rules.vote_cast,
+        rule_amounts=settings.points.rules.model_dump(),
     )
     dispatcher = OutboxDispatcher(store.transaction, clock)
     fetchers: dict[str, Fetch] = {}

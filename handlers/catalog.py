@@ -11,7 +11,7 @@ from handlers.groups import GROUP_TICKET, GroupFlow, choose_scope
 from handlers.help import HelpFlow
 from handlers.language import LanguageFlow
 from handlers.linking import LinkFlow
-from handlers.points import PointsFlow
+from handlers.points import AwardFlow, PointsFlow, points_notices
 from handlers.proxy_grants import proxy_notices
 from handlers.registration_notices import REGISTRATION_NOTICES
 from handlers.reports.lists import MyReportsFlow, QueueFlow
@@ -38,9 +38,15 @@ from services.voting.notices import POLL_TICKET
 
 
 def build_registry(
-    reports: ReportRules, voter_key: VoterKey, agenda: AgendaRules, *, vote_points: int
+    reports: ReportRules,
+    voter_key: VoterKey,
+    agenda: AgendaRules,
+    *,
+    vote_points: int,
+    rule_amounts: dict[str, int] | None = None,
 ) -> FlowRegistry:
-    """`vote_points`: the pending points a unit's first ballot in a poll earns."""
+    """`vote_points`: the points a unit's first ballot in a poll earns; `rule_amounts`: each
+    rule of `[points.rules]` with its points, for `/award`."""
     registry = FlowRegistry()
     registry.add(StartFlow())
     registry.add(HelpFlow(registry.flows))
@@ -70,6 +76,8 @@ def build_registry(
     registry.notices.update(proxy_notices())
     registry.add(VerifyFlow())
     registry.add(PointsFlow(reports.timezone))
+    registry.add(AwardFlow(rule_amounts or {}))
+    registry.notices.update(points_notices())
     registry.on_ticket(POLL_TICKET, vote_ticket(voter_key, poll))
     # The poll's card in its group chats: anyone there may press; each press is theirs alone.
     registry.on_shared_ticket(POLL_GROUP_TICKET, group_vote_ticket(voter_key, vote_points))

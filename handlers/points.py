@@ -1,14 +1,21 @@
 """`/points`: a resident's balance in each unit and the last entries, with what earned or took
-them, in their own language (services/points/)."""
+them, in their own language; `/award`: staff award points by hand (services/points/)."""
 
 from __future__ import annotations
 
+from typing import ClassVar
 from zoneinfo import ZoneInfo
 
-from handlers.flow import Context, Flow
-from handlers.i18n import N_
+from handlers import resident_picker as picker
+from handlers.flow import Context, Flow, Notifier, Step
+from handlers.i18n import N_, Translator
+from handlers.messages import Kind, Outgoing
+from handlers.notices import NoticeKind
 from handlers.reports.rules import REPORTER_ROLES
-from services.points import ledger
+from models import Building, Person, Role
+from services import community
+from services.notices import Notice
+from services.points import awards, ledger
 from services.points.ledger import MINUTES, POINTS
 
 LATEST = 10
@@ -67,3 +74,215 @@ class PointsFlow(Flow):
                 amount = ctx._("{amount} min").format(amount=amount)
             lines.append(f"{when}  {amount}  {what}")
         ctx.say("\n".join(lines))
+
+
+AWARDED = "points.awarded"  # to the resident: points awarded by staff
+CANCEL, OTHER_AMOUNT, CONFIRM = "cancel", "amount", "confirm"
+RULE = "rule:"
+MAX_AMOUNT = 100_000
+MAX_NOTE = 500
+
+
+def points_notices() -> dict[str, NoticeKind]:
+    async def awarded(notifier: Notifier, t: Translator, notice: Notice) -> Outgoing:
+        amount, note = int(notice.params["amount"]), str(notice.params["note"])
+        balance = await ledger.balance(notifier.session, notice.person_id, POINTS)
+        return Outgoing(
+            t.gettext("You were awarded {amount} points: {note}\nYour points: {balance}").format(
+                amount=amount, note=note, balance=balance
+            )
+        )
+
+    return {AWARDED: NoticeKind(awarded)}
+
+
+class AwardFlow(Flow):
+    """`/award`, for staff: a resident (building, then room), a rule or another amount, and a
+    note saying why, which the resident reads; then a summary to confirm. The award is the
+    ledger's (services/points/awards.py), audited with the staff member as actor."""
+
+    name = "award"
+    command = "award"
+    description = N_("Award points to a resident, with a note (staff)")
+    roles: ClassVar[frozenset[Role] | None] = frozenset({Role.STAFF})
+    private_only: ClassVar[bool] = True
+    steps: ClassVar[dict[str, Step]] = {
+        "building": Step(ask="_ask_building"),
+        "resident": Step(ask="_ask_resident", text=True),
+        "how": Step(ask="_ask_how"),
+        "amount": Step(ask="_ask_amount", text=True),
+        "note": Step(ask="_ask_note", text=True),
+        "confirm": Step(ask="_ask_confirm"),
+    }
+
+    def __init__(self, rule_amounts: dict[str, int]) -> None:
+        # Rules with points (`[points.rules]`), offered as buttons with their amounts.
+        self.rule_amounts = {rule: n for rule, n in rule_amounts.items() if n > 0}
+
+    def _ask(self, ctx: Context, step: str, text: str, options: list[tuple[str, str]]) -> None:
+        ctx.ask(self.name, step, text, options=[*options, (ctx._("Cancel"), CANCEL)])
+
+    async def _unanswered(self, ctx: Context) -> bool:
+        if ctx.choice == CANCEL:
+            ctx.finish()
+            ctx.say(ctx._("Cancelled. Nothing was saved."))
+            return True
+        if ctx.choice is None:
+            await self.ask_again(ctx)
+            return True
+        return False
+
+    async def begin(self, ctx: Context, args: str) -> None:
+        await self._ask_building(ctx)
+
+    async def _ask_building(self, ctx: Context) -> None:
+        buildings = await community.buildings(ctx.session)
+        self._ask(
+            ctx,
+            "building",
+            ctx._("Award points: which building does the resident live in?"),
+            [(b.name, str(b.id)) for b in buildings],
+        )
+
+    async def step_building(self, ctx: Context) -> None:
+        if await self._unanswered(ctx):
+            return
+        ctx.data["building"] = int(ctx.choice or 0)
+        await self._ask_resident(ctx)
+
+    async def _ask_resident(self, ctx: Context, room: str | None = None) -> None:
+        building = await ctx.session.get(Building, int(ctx.data.get("building", 0)))  # type: ignore[call-overload]
+        if building is None:
+            await self._ask_building(ctx)
+            return
+        options, cut = await picker.people_options(ctx, building.id, room, set())
+        if not options and room is None:
+            ctx.finish()
+            ctx.say(ctx._("Nobody is registered in {building} yet.").format(building=building.name))
+            return
+        asked = ctx._(
+            "Who earns the points? The residents of {building}, by room. You can also type a "
+            "room number."
+        ).format(building=building.name)
+        self._ask(ctx, "resident", picker.question(ctx, asked, room, options, cut), options)
+
+    async def step_resident(self, ctx: Context) -> None:
+        room = picker.typed_room(ctx)
+        if room is not None:
+            await self._ask_resident(ctx, room)
+            return
+        if await self._unanswered(ctx):
+            return
+        ctx.data["resident"] = int(ctx.choice or 0)
+        await self._ask_how(ctx)
+
+    async def _ask_how(self, ctx: Context) -> None:
+        options = [
+            (
+                ctx._("{rule} (+{amount})").format(
+                    rule=ctx._(REASONS[awards.RULES[rule]]), amount=amount
+                ),
+                RULE + rule,
+            )
+            for rule, amount in self.rule_amounts.items()
+        ]
+        options.append((ctx._("Another amount"), OTHER_AMOUNT))
+        self._ask(ctx, "how", ctx._("For what? A rule, or another amount."), options)
+
+    async def step_how(self, ctx: Context) -> None:
+        if await self._unanswered(ctx):
+            return
+        choice = ctx.choice or ""
+        rule = choice.removeprefix(RULE)
+        if choice.startswith(RULE) and rule in self.rule_amounts:
+            ctx.data["rule"], ctx.data["amount"] = rule, self.rule_amounts[rule]
+            await self._ask_note(ctx)
+            return
+        await self._ask_amount(ctx)
+
+    async def _ask_amount(self, ctx: Context) -> None:
+        self._ask(
+            ctx,
+            "amount",
+            ctx._("How many points? Type a whole number from 1 to {most}.").format(most=MAX_AMOUNT),
+            [],
+        )
+
+    async def step_amount(self, ctx: Context) -> None:
+        if ctx.choice == CANCEL:
+            await self._unanswered(ctx)
+            return
+        typed = ctx.incoming.text.strip() if ctx.incoming.kind is Kind.TEXT else ""
+        if not typed.isdigit() or not 1 <= int(typed) <= MAX_AMOUNT:
+            ctx.say(ctx._("That is not a whole number from 1 to {most}.").format(most=MAX_AMOUNT))
+            await self._ask_amount(ctx)
+            return
+        ctx.data["rule"], ctx.data["amount"] = None, int(typed)
+        await self._ask_note(ctx)
+
+    async def _ask_note(self, ctx: Context) -> None:
+        self._ask(
+            ctx,
+            "note",
+            ctx._("Why? Type a short note; the resident reads it with the points."),
+            [],
+        )
+
+    async def step_note(self, ctx: Context) -> None:
+        if ctx.choice == CANCEL:
+            await self._unanswered(ctx)
+            return
+        note = " ".join(ctx.incoming.text.split()) if ctx.incoming.kind is Kind.TEXT else ""
+        if not note or len(note) > MAX_NOTE:
+            ctx.say(ctx._("Please type a note of 1 to {most} characters.").format(most=MAX_NOTE))
+            await self._ask_note(ctx)
+            return
+        ctx.data["note"] = note
+        await self._ask_confirm(ctx)
+
+    async def _ask_confirm(self, ctx: Context) -> None:
+        resident = await ctx.session.get(Person, int(ctx.data.get("resident", 0)))  # type: ignore[call-overload]
+        if resident is None:
+            ctx.finish()
+            ctx.say(ctx._("That person is no longer known here. Nothing was saved."))
+            return
+        self._ask(
+            ctx,
+            "confirm",
+            ctx._("Award {amount} points to {name} for: {note}?").format(
+                amount=ctx.data["amount"], name=resident.display_name, note=ctx.data["note"]
+            ),
+            [(ctx._("Award"), CONFIRM)],
+        )
+
+    async def step_confirm(self, ctx: Context) -> None:
+        if await self._unanswered(ctx):
+            return
+        resident_id = int(ctx.data["resident"])  # type: ignore[call-overload]
+        amount, note = int(ctx.data["amount"]), str(ctx.data["note"])  # type: ignore[call-overload]
+        rule = ctx.data.get("rule")
+        ctx.finish()
+        if await ctx.session.get(Person, resident_id) is None:
+            ctx.say(ctx._("That person is no longer known here. Nothing was saved."))
+            return
+        await awards.award_by_staff(
+            ctx.session,
+            resident_id,
+            amount,
+            note,
+            ctx.now,
+            rule=str(rule) if rule else None,
+            actor_id=ctx.person.id,
+        )
+        balance = await ledger.balance(ctx.session, resident_id, POINTS)
+        ctx.say(ctx._("Done. Their points: {balance}.").format(balance=balance))
+        await ctx.deliver(
+            [
+                Notice(
+                    resident_id,
+                    AWARDED,
+                    subject_id=resident_id,
+                    params={"amount": amount, "note": note},
+                )
+            ]
+        )

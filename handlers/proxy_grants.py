@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers import resident_picker as picker
 from handlers.flow import Context, Flow, Notifier, Step
 from handlers.i18n import N_, Translator
-from handlers.messages import Kind, Outgoing
+from handlers.messages import Outgoing
 from handlers.notices import NoticeKind
 from models import Building, Person, Poll, ProxyGrant, Role
 from services import community, people
@@ -29,8 +30,8 @@ from services.voting import proxies
 NAME = "proxy_grant"
 GRANT, REVOKE, CANCEL, CONFIRM = "grant", "revoke", "cancel", "confirm"
 POLL, MONTH = "poll:", "month:"
-# At most this many people (or grants) a question: a longer list is narrowed by a typed room.
-LISTED = 30
+# At most this many grants a question, as people (handlers/resident_picker.py).
+LISTED = picker.LISTED
 
 REFUSALS = {
     proxies.NOT_STAFF: N_("Sorry, only community staff can record or end proxy votes."),
@@ -188,37 +189,12 @@ class ProxyGrantFlow(Flow):
     async def _building(self, ctx: Context) -> Building | None:
         return await ctx.session.get(Building, int(ctx.data.get("building", 0)))  # type: ignore[call-overload]
 
-    def _typed_room(self, ctx: Context) -> str | None:
-        typed = ctx.incoming.text.strip() if ctx.incoming.kind is Kind.TEXT else ""
-        if ctx.choice is not None or not typed:
-            return None
-        return community.normalise_room(typed) or typed[:16]
-
-    async def _people_options(
-        self, ctx: Context, building_id: int, room: str | None, leave_out: set[int]
-    ) -> tuple[list[tuple[str, str]], bool]:
-        """Residents of the building as options ("Room 302: Amy"), of one room if typed; and
-        whether the list was cut short."""
-        found = [
-            (person, home)
-            for person, home in await proxies.residents_in(ctx.session, building_id)
-            if person.id not in leave_out and (room is None or home == room)
-        ]
-        options = [
-            (
-                ctx._("Room {room}: {name}").format(room=home, name=person.display_name),
-                str(person.id),
-            )
-            for person, home in found[:LISTED]
-        ]
-        return options, len(found) > LISTED
-
     async def _ask_resident(self, ctx: Context, room: str | None = None) -> None:
         building = await self._building(ctx)
         if building is None:
             await self._ask_building(ctx)
             return
-        options, cut = await self._people_options(ctx, building.id, room, set())
+        options, cut = await picker.people_options(ctx, building.id, room, set())
         if not options and room is None:
             ctx.finish()
             ctx.say(
@@ -235,7 +211,7 @@ class ProxyGrantFlow(Flow):
         self._ask_someone(ctx, "resident", question, room, options, cut)
 
     async def step_resident(self, ctx: Context) -> None:
-        room = self._typed_room(ctx)
+        room = picker.typed_room(ctx)
         if room is not None:
             await self._ask_resident(ctx, room)
             return
@@ -261,7 +237,7 @@ class ProxyGrantFlow(Flow):
             if room is None
             else []
         )
-        neighbours, cut = await self._people_options(
+        neighbours, cut = await picker.people_options(
             ctx, building.id, room, {resident_id, *(p.id for p in heads)}
         )
         options += neighbours
@@ -275,25 +251,16 @@ class ProxyGrantFlow(Flow):
         self,
         ctx: Context,
         step: str,
-        question: str,
+        asked: str,
         room: str | None,
         options: list[tuple[str, str]],
         cut: bool,
     ) -> None:
         """A person to pick: the listed ones, or whoever lives in the room typed."""
-        lines = [question]
-        if room is not None and not options:
-            lines.insert(0, ctx._("Nobody is registered in room {room}.").format(room=room))
-        if cut:
-            lines.append(
-                ctx._("Only the first {n} are shown: type a room number to find others.").format(
-                    n=LISTED
-                )
-            )
-        self._ask(ctx, step, "\n".join(lines), options)
+        self._ask(ctx, step, picker.question(ctx, asked, room, options, cut), options)
 
     async def step_proxy(self, ctx: Context) -> None:
-        room = self._typed_room(ctx)
+        room = picker.typed_room(ctx)
         if room is not None:
             await self._ask_proxy(ctx, room)
             return

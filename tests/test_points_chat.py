@@ -185,3 +185,50 @@ async def test_a_residents_first_registration_earns_the_welcome_points_once(
             assert await audit_points(session) == []
     finally:
         await linli.close()
+
+
+async def test_staff_award_in_chat_by_rule_or_amount_and_the_resident_is_told(
+    linli: Linli,
+) -> None:
+    dialog = Dialog(linli)
+    await join(dialog, "amy", room="302")
+    await dialog.say("amy", "/language")
+    await dialog.press("amy", "中文")
+    await hire(dialog, "sam", Role.STAFF)
+    # Not staff: refused, politely, in their language.
+    refused = texts(await dialog.say("amy", "/award"))
+    assert refused == "抱歉，您没有使用 /award 的权限。发送 /help 查看您可以使用的命令。"
+
+    await dialog.say("sam", "/award")
+    await dialog.press("sam", "Building 2")
+    asked = texts(await dialog.say("sam", "999"))
+    assert "Nobody is registered in room 999." in asked
+    await dialog.say("sam", "302")
+    await dialog.press("sam", "Room 302: Amy")
+    how = dialog.seen("sam")[-1]
+    assert "Garbage-sorting day (+2)" in [o.label for o in how.options]
+    await dialog.press("sam", "Garbage-sorting day (+2)")
+    assert "Please type a note" in texts(await dialog.say("sam", "   "))
+    summary = texts(await dialog.say("sam", "Sorted all week at the east station"))
+    assert "Award 2 points to Amy for: Sorted all week at the east station?" in summary
+    done = texts(await dialog.press("sam", "Award"))
+    assert "Done. Their points: 2." in done
+    told = dialog.notices("amy")[-1]
+    assert told == "您获得 2 积分：Sorted all week at the east station\n您的积分：2"
+
+    # Another amount: a bad number is asked again; Cancel saves nothing.
+    await dialog.say("sam", "/award")
+    await dialog.press("sam", "Building 2")
+    await dialog.press("sam", "Room 302: Amy")
+    await dialog.press("sam", "Another amount")
+    assert "not a whole number from 1 to 100000" in texts(await dialog.say("sam", "-5"))
+    await dialog.say("sam", "40")
+    await dialog.say("sam", "Fair helper")
+    assert "Cancelled. Nothing was saved." in texts(await dialog.press("sam", "Cancel"))
+    amy, sam = await person_id(linli, "amy"), await person_id(linli, "sam")
+    async with linli.sessions() as session:
+        assert await ledger.balance(session, amy, ledger.POINTS) == 2
+        audited = (
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == "points.award"))
+        ).all()
+        assert [(e.actor_id, e.detail["rule"]) for e in audited] == [(sam, "sorting_day")]

@@ -1,0 +1,55 @@
+"""Choosing a resident in chat, for staff (proxy votes, awards by hand): a building, then its
+registered residents by room ("Room 302: Amy"), narrowed by a room number typed when the list
+is long. Names and rooms show, so the flows that use it are private only."""
+
+from __future__ import annotations
+
+from handlers.flow import Context
+from handlers.messages import Kind
+from services import community
+from services.voting import proxies
+
+# At most this many people a question: a longer list is narrowed by a typed room.
+LISTED = 30
+
+
+def typed_room(ctx: Context) -> str | None:
+    """The room typed instead of a button pressed, tidied ("302", "Room 302" → "302")."""
+    typed = ctx.incoming.text.strip() if ctx.incoming.kind is Kind.TEXT else ""
+    if ctx.choice is not None or not typed:
+        return None
+    return community.normalise_room(typed) or typed[:16]
+
+
+async def people_options(
+    ctx: Context, building_id: int, room: str | None, leave_out: set[int]
+) -> tuple[list[tuple[str, str]], bool]:
+    """Residents of the building as options, of one room if typed; and whether the list was
+    cut short."""
+    found = [
+        (person, home)
+        for person, home in await proxies.residents_in(ctx.session, building_id)
+        if person.id not in leave_out and (room is None or home == room)
+    ]
+    options = [
+        (ctx._("Room {room}: {name}").format(room=home, name=person.display_name), str(person.id))
+        for person, home in found[:LISTED]
+    ]
+    return options, len(found) > LISTED
+
+
+def question(
+    ctx: Context, asked: str, room: str | None, options: list[tuple[str, str]], cut: bool
+) -> str:
+    """The question with what the person should know: nobody in the room typed, or a list
+    cut short."""
+    lines = [asked]
+    if room is not None and not options:
+        lines.insert(0, ctx._("Nobody is registered in room {room}.").format(room=room))
+    if cut:
+        lines.append(
+            ctx._("Only the first {n} are shown: type a room number to find others.").format(
+                n=LISTED
+            )
+        )
+    return "\n".join(lines)
