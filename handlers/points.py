@@ -3,6 +3,7 @@ them, in their own language; `/award`: staff award points by hand (services/poin
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
@@ -15,7 +16,7 @@ from handlers.reports.rules import REPORTER_ROLES
 from models import Building, Person, Role
 from services import community
 from services.notices import Notice
-from services.points import awards, ledger
+from services.points import awards, leaderboard, ledger
 from services.points.ledger import MINUTES, POINTS
 
 LATEST = 10
@@ -42,11 +43,15 @@ class PointsFlow(Flow):
     description = N_("Your points and what earned them")
     roles = REPORTER_ROLES
     private_only = True
+    steps: ClassVar[dict[str, Step]] = {"top": Step()}
 
     def __init__(self, timezone: str) -> None:
         self.zone = ZoneInfo(timezone)
 
     async def begin(self, ctx: Context, args: str) -> None:
+        if args.strip().lower() == "top":
+            await self._top(ctx)
+            return
         points = await ledger.balance(ctx.session, ctx.person.id, POINTS)
         minutes = await ledger.balance(ctx.session, ctx.person.id, MINUTES)
         lines = [ctx._("Your points: {points}").format(points=points)]
@@ -73,9 +78,58 @@ class PointsFlow(Flow):
             if line.unit == MINUTES:
                 amount = ctx._("{amount} min").format(amount=amount)
             lines.append(f"{when}  {amount}  {what}")
+        lines += ["", ctx._("Send /points top for your building's leaderboard.")]
         ctx.say("\n".join(lines))
 
+    async def _top(self, ctx: Context) -> None:
+        local = ctx.now.astimezone(self.zone)
+        month_start = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        board = await leaderboard.board(
+            ctx.session, ctx.person.id, month_start, ctx.now + timedelta(seconds=1)
+        )
+        if board is None:
+            ctx.finish()
+            ctx.say(ctx._("The leaderboard is for residents with a home in the community."))
+            return
+        building = await ctx.session.get(Building, board.building_id)
+        lines = [
+            ctx._("{building}: points earned this month").format(
+                building=building.name if building else ""
+            )
+        ]
+        if not board.named:
+            lines.append(ctx._("Nobody has chosen to be named yet."))
+        for rank, (name, earned, _) in enumerate(board.named, 1):
+            lines.append(f"{rank}. {name}  {earned}")
+        if board.others:
+            lines.append(
+                ctx._("And {count} more who earned points and are not named.").format(
+                    count=board.others
+                )
+            )
+        if board.opted_in:
+            if board.own_rank is not None:
+                lines.append(ctx._("You are number {rank}.").format(rank=board.own_rank))
+            option = (ctx._("Hide my name"), HIDE)
+        else:
+            lines.append(ctx._("Only those who choose to are named here."))
+            option = (ctx._("Show my name"), SHOW)
+        ctx.ask(self.name, "top", "\n".join(lines), options=[option])
 
+    async def step_top(self, ctx: Context) -> None:
+        if ctx.choice not in (SHOW, HIDE):
+            await self._top(ctx)
+            return
+        await leaderboard.opt(ctx.session, ctx.person.id, ctx.choice == SHOW, ctx.now)
+        ctx.say(
+            ctx._("Your name now shows on your building's leaderboard.")
+            if ctx.choice == SHOW
+            else ctx._("Your name no longer shows on the leaderboard; you are only counted.")
+        )
+        await self._top(ctx)
+
+
+SHOW, HIDE = "show", "hide"
 AWARDED = "points.awarded"  # to the resident: points awarded by staff
 CANCEL, OTHER_AMOUNT, CONFIRM = "cancel", "amount", "confirm"
 RULE = "rule:"

@@ -13,6 +13,7 @@ from models.outbox import OutboxMessage
 from models.people import Identity, Person, Role, RoleAssignment
 from models.platform import PlatformToken
 from models.points import (
+    LeaderboardMember,
     PendingAward,
     PointsAccount,
     PointsEntry,
@@ -44,6 +45,7 @@ __all__ = [
     "Household",
     "Identity",
     "Invite",
+    "LeaderboardMember",
     "LinkCode",
     "OutboxMessage",
     "PendingAward",

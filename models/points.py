@@ -143,3 +143,13 @@ class Redemption(Base):
     refund_transfer_id: Mapped[int | None] = mapped_column(
         ForeignKey("points_transfer.id"), default=None
     )
+
+
+class LeaderboardMember(Base):
+    """A resident who chose to be named on their building's leaderboard (`/points top`); the
+    others are only counted there."""
+
+    __tablename__ = "leaderboard_member"
+
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), primary_key=True)
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -232,3 +232,34 @@ async def test_staff_award_in_chat_by_rule_or_amount_and_the_resident_is_told(
             await session.scalars(select(AuditEntry).where(AuditEntry.action == "points.award"))
         ).all()
         assert [(e.actor_id, e.detail["rule"]) for e in audited] == [(sam, "sorting_day")]
+
+
+async def test_the_leaderboard_names_only_those_who_opted_in(
+    linli: Linli, clock: FakeClock
+) -> None:
+    """Building 2's board this month: Bob (12) and Amy (5) opted in and are named, best first;
+    Ann earned the most (20) but did not opt in, so she is only counted; Cy lives in Building 1
+    and is on another board."""
+    from services.points import awards
+
+    dialog = Dialog(linli)
+    for name, room in (("amy", "302"), ("bob", "303"), ("ann", "304")):
+        await join(dialog, name, room=room)
+    await join(dialog, "cy", building="Building 1", room="101")
+    ids = {name: await person_id(linli, name) for name in ("amy", "bob", "ann", "cy")}
+    async with linli.transaction() as session:
+        for name, amount in (("amy", 5), ("bob", 12), ("ann", 20), ("cy", 30)):
+            await awards.award_by_staff(session, ids[name], amount, "help", clock())
+    first = texts(await dialog.say("amy", "/points top"))
+    assert "Nobody has chosen to be named yet." in first
+    assert "And 3 more who earned points and are not named." in first
+    assert "Ann" not in first and "Cy" not in first
+    await dialog.press("amy", "Show my name")
+    await dialog.say("bob", "/points top")
+    shown = texts(await dialog.press("bob", "Show my name"))
+    assert "1. Bob  12\n2. Amy  5\nAnd 1 more who earned points and are not named." in shown
+    assert "You are number 1." in shown and "Ann" not in shown and "20" not in shown
+    # Hidden again: counted, not named.
+    await dialog.say("amy", "/points top")
+    hidden = texts(await dialog.press("amy", "Hide my name"))
+    assert "1. Bob  12\nAnd 2 more" in hidden and "Amy" not in hidden.split("\n", 2)[-1]

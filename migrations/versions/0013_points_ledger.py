@@ -8,7 +8,8 @@ reversing transfer). System accounts (the community's issuing account, the rewar
 the time-bank pool) keep no balance of their own to update: every award would otherwise wait
 for the one before it on that row. A reward's stock, like a balance, is taken by a
 conditional update and never goes below zero; a redemption holds its points in the store until
-the pickup, or gives them back when it expires.
+the pickup, or gives them back when it expires. Residents who opt in are named on their
+building's leaderboard (leaderboard_member); the others are only counted.
 
 Revision ID: 0013
 Revises: 0012
@@ -155,6 +156,15 @@ def upgrade() -> None:
         sa.UniqueConstraint("code", name=op.f("uq_redemption_code")),
         sa.UniqueConstraint("idempotency_key", name=op.f("uq_redemption_idempotency_key")),
     )
+    op.create_table(
+        "leaderboard_member",
+        sa.Column("person_id", sa.Integer(), nullable=False),
+        sa.Column("joined_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["person_id"], ["person.id"], name=op.f("fk_leaderboard_member_person_id_person")
+        ),
+        sa.PrimaryKeyConstraint("person_id", name=op.f("pk_leaderboard_member")),
+    )
     op.create_index(op.f("ix_redemption_person_id"), "redemption", ["person_id"], unique=False)
     op.create_index(op.f("ix_redemption_reward_id"), "redemption", ["reward_id"], unique=False)
     op.create_index(op.f("ix_redemption_status"), "redemption", ["status"], unique=False)
@@ -188,6 +198,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_redemption_reward_id"), table_name="redemption")
     op.drop_index(op.f("ix_redemption_person_id"), table_name="redemption")
     op.drop_table("redemption")
+    op.drop_table("leaderboard_member")
     op.drop_table("reward")
     op.drop_index(op.f("ix_points_entry_transfer_id"), table_name="points_entry")
     op.drop_index("ix_points_entry_account_id_id", table_name="points_entry")
