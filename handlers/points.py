@@ -14,7 +14,6 @@ from handlers.messages import Kind, Outgoing
 from handlers.notices import NoticeKind
 from handlers.reports.rules import REPORTER_ROLES
 from models import Building, Person, Role
-from services import community
 from services.notices import Notice
 from services.points import awards, leaderboard, ledger
 from services.points.ledger import MINUTES, POINTS
@@ -131,7 +130,8 @@ class PointsFlow(Flow):
 
 SHOW, HIDE = "show", "hide"
 AWARDED = "points.awarded"  # to the resident: points awarded by staff
-CANCEL, OTHER_AMOUNT, CONFIRM = "cancel", "amount", "confirm"
+OTHER_AMOUNT, CONFIRM = "amount", "confirm"
+CANCEL = picker.CANCEL
 RULE = "rule:"
 MAX_AMOUNT = 100_000
 MAX_NOTE = 500
@@ -150,7 +150,7 @@ def points_notices() -> dict[str, NoticeKind]:
     return {AWARDED: NoticeKind(awarded)}
 
 
-class AwardFlow(Flow):
+class AwardFlow(picker.PickingFlow):
     """`/award`, for staff: a resident (building, then room), a rule or another amount, and a
     note saying why, which the resident reads; then a summary to confirm. The award is the
     ledger's (services/points/awards.py), audited with the staff member as actor."""
@@ -173,29 +173,12 @@ class AwardFlow(Flow):
         # Rules with points (`[points.rules]`), offered as buttons with their amounts.
         self.rule_amounts = {rule: n for rule, n in rule_amounts.items() if n > 0}
 
-    def _ask(self, ctx: Context, step: str, text: str, options: list[tuple[str, str]]) -> None:
-        ctx.ask(self.name, step, text, options=[*options, (ctx._("Cancel"), CANCEL)])
-
-    async def _unanswered(self, ctx: Context) -> bool:
-        if ctx.choice == CANCEL:
-            ctx.finish()
-            ctx.say(ctx._("Cancelled. Nothing was saved."))
-            return True
-        if ctx.choice is None:
-            await self.ask_again(ctx)
-            return True
-        return False
-
     async def begin(self, ctx: Context, args: str) -> None:
         await self._ask_building(ctx)
 
     async def _ask_building(self, ctx: Context) -> None:
-        buildings = await community.buildings(ctx.session)
-        self._ask(
-            ctx,
-            "building",
-            ctx._("Award points: which building does the resident live in?"),
-            [(b.name, str(b.id)) for b in buildings],
+        await self._ask_which_building(
+            ctx, ctx._("Award points: which building does the resident live in?")
         )
 
     async def step_building(self, ctx: Context) -> None:
@@ -220,14 +203,7 @@ class AwardFlow(Flow):
         ).format(building=building.name)
         self._ask(ctx, "resident", picker.question(ctx, asked, room, options, cut), options)
 
-    async def step_resident(self, ctx: Context) -> None:
-        room = picker.typed_room(ctx)
-        if room is not None:
-            await self._ask_resident(ctx, room)
-            return
-        if await self._unanswered(ctx):
-            return
-        ctx.data["resident"] = int(ctx.choice or 0)
+    async def _after_resident(self, ctx: Context) -> None:
         await self._ask_how(ctx)
 
     async def _ask_how(self, ctx: Context) -> None:
@@ -263,8 +239,7 @@ class AwardFlow(Flow):
         )
 
     async def step_amount(self, ctx: Context) -> None:
-        if ctx.choice == CANCEL:
-            await self._unanswered(ctx)
+        if self._cancelled(ctx):
             return
         typed = ctx.incoming.text.strip() if ctx.incoming.kind is Kind.TEXT else ""
         if not typed.isdigit() or not 1 <= int(typed) <= MAX_AMOUNT:
@@ -283,8 +258,7 @@ class AwardFlow(Flow):
         )
 
     async def step_note(self, ctx: Context) -> None:
-        if ctx.choice == CANCEL:
-            await self._unanswered(ctx)
+        if self._cancelled(ctx):
             return
         note = " ".join(ctx.incoming.text.split()) if ctx.incoming.kind is Kind.TEXT else ""
         if not note or len(note) > MAX_NOTE:

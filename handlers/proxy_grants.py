@@ -17,18 +17,19 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import resident_picker as picker
-from handlers.flow import Context, Flow, Notifier, Step
+from handlers.flow import Context, Notifier, Step
 from handlers.i18n import N_, Translator
 from handlers.messages import Outgoing
 from handlers.notices import NoticeKind
 from models import Building, Person, Poll, ProxyGrant, Role
-from services import community, people
+from services import people
 from services.agenda.rules import next_month
 from services.notices import Notice
 from services.voting import proxies
 
 NAME = "proxy_grant"
-GRANT, REVOKE, CANCEL, CONFIRM = "grant", "revoke", "cancel", "confirm"
+GRANT, REVOKE, CONFIRM = "grant", "revoke", "confirm"
+CANCEL = picker.CANCEL
 POLL, MONTH = "poll:", "month:"
 # At most this many grants a question, as people (handlers/resident_picker.py).
 LISTED = picker.LISTED
@@ -103,7 +104,7 @@ def proxy_notices() -> dict[str, NoticeKind]:
     return {proxies.GRANTED: NoticeKind(granted), proxies.REVOKED: NoticeKind(revoked)}
 
 
-class ProxyGrantFlow(Flow):
+class ProxyGrantFlow(picker.PickingFlow):
     """Reached from /poll by staff (handlers/voting.py); no command of its own."""
 
     name = NAME
@@ -130,26 +131,6 @@ class ProxyGrantFlow(Flow):
             return
         self._ask_action(ctx)
 
-    def _cancelled(self, ctx: Context) -> bool:
-        if ctx.choice != CANCEL:
-            return False
-        ctx.finish()
-        ctx.say(ctx._("Cancelled. Nothing was saved."))
-        return True
-
-    async def _unanswered(self, ctx: Context) -> bool:
-        """Cancelled, or no option chosen (a photo, say): then the question again."""
-        if self._cancelled(ctx):
-            return True
-        if ctx.choice is None:
-            await self.ask_again(ctx)
-            return True
-        return False
-
-    def _ask(self, ctx: Context, step: str, text: str, options: list[tuple[str, str]]) -> None:
-        """Every question of the flow ends with Cancel."""
-        ctx.ask(NAME, step, text, options=[*options, (ctx._("Cancel"), CANCEL)])
-
     def _ask_action(self, ctx: Context) -> None:
         self._ask(
             ctx,
@@ -172,13 +153,7 @@ class ProxyGrantFlow(Flow):
     # ------------------------------------------------------------------ recording a grant
 
     async def _ask_building(self, ctx: Context) -> None:
-        buildings = await community.buildings(ctx.session)
-        self._ask(
-            ctx,
-            "building",
-            ctx._("Which building does the resident live in?"),
-            [(b.name, str(b.id)) for b in buildings],
-        )
+        await self._ask_which_building(ctx, ctx._("Which building does the resident live in?"))
 
     async def step_building(self, ctx: Context) -> None:
         if await self._unanswered(ctx):
@@ -210,14 +185,7 @@ class ProxyGrantFlow(Flow):
         ).format(building=building.name)
         self._ask_someone(ctx, "resident", question, room, options, cut)
 
-    async def step_resident(self, ctx: Context) -> None:
-        room = picker.typed_room(ctx)
-        if room is not None:
-            await self._ask_resident(ctx, room)
-            return
-        if await self._unanswered(ctx):
-            return
-        ctx.data["resident"] = int(ctx.choice or 0)
+    async def _after_resident(self, ctx: Context) -> None:
         await self._ask_proxy(ctx)
 
     async def _ask_proxy(self, ctx: Context, room: str | None = None) -> None:

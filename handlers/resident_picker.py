@@ -4,7 +4,7 @@ is long. Names and rooms show, so the flows that use it are private only."""
 
 from __future__ import annotations
 
-from handlers.flow import Context
+from handlers.flow import Context, Flow
 from handlers.messages import Kind
 from services import community
 from services.voting import proxies
@@ -53,3 +53,51 @@ def question(
             )
         )
     return "\n".join(lines)
+
+
+CANCEL = "cancel"
+
+
+class PickingFlow(Flow):
+    """What staff flows that pick a resident share: every question ends with [Cancel], an
+    answer that is no option asks again, and the first question is the building."""
+
+    def _ask(self, ctx: Context, step: str, text: str, options: list[tuple[str, str]]) -> None:
+        ctx.ask(self.name, step, text, options=[*options, (ctx._("Cancel"), CANCEL)])
+
+    def _cancelled(self, ctx: Context) -> bool:
+        if ctx.choice != CANCEL:
+            return False
+        ctx.finish()
+        ctx.say(ctx._("Cancelled. Nothing was saved."))
+        return True
+
+    async def _unanswered(self, ctx: Context) -> bool:
+        """Cancelled, or no option chosen (a photo, say): then the question again."""
+        if self._cancelled(ctx):
+            return True
+        if ctx.choice is None:
+            await self.ask_again(ctx)
+            return True
+        return False
+
+    async def _ask_which_building(self, ctx: Context, question: str) -> None:
+        buildings = await community.buildings(ctx.session)
+        self._ask(ctx, "building", question, [(b.name, str(b.id)) for b in buildings])
+
+    async def _ask_resident(self, ctx: Context, room: str | None = None) -> None:
+        raise NotImplementedError
+
+    async def _after_resident(self, ctx: Context) -> None:
+        """The question after the resident is chosen (`ctx.data["resident"]`)."""
+        raise NotImplementedError
+
+    async def step_resident(self, ctx: Context) -> None:
+        room = typed_room(ctx)
+        if room is not None:
+            await self._ask_resident(ctx, room)
+            return
+        if await self._unanswered(ctx):
+            return
+        ctx.data["resident"] = int(ctx.choice or 0)
+        await self._after_resident(ctx)
