@@ -32,6 +32,7 @@ from handlers.flow import CommunityRules
 from handlers.help import CANCEL_DESCRIPTION
 from handlers.i18n import Catalogs
 from handlers.messages import FileRef
+from handlers.points import StatementJob
 from handlers.poll_schedule import PollJobs
 from handlers.reports.intake import Fetch, MediaIntake
 from handlers.reports.rules import CategoryRule, ReportRules
@@ -272,6 +273,12 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
                 MediaCollector(reports.storage),
                 points_awards.settle_job,
                 points_rewards.expire_job,
+                StatementJob(
+                    catalogs,
+                    settings.community.default_locale,
+                    registry.notices,
+                    settings.community.timezone,
+                ),
             ],
         ),
         fetchers=fetchers,

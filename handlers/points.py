@@ -3,19 +3,22 @@ them, in their own language; `/award`: staff award points by hand (services/poin
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from handlers import resident_picker as picker
 from handlers.flow import Context, Flow, Notifier, Step
-from handlers.i18n import N_, Translator
+from handlers.i18n import N_, Catalogs, Translator
 from handlers.messages import Kind, Outgoing
-from handlers.notices import NoticeKind
+from handlers.notices import NoticeKind, NoticeKinds
 from handlers.reports.rules import REPORTER_ROLES
 from models import Building, Person, Role
 from services.notices import Notice
-from services.points import awards, leaderboard, ledger
+from services.points import awards, leaderboard, ledger, statements
 from services.points.ledger import MINUTES, POINTS
 
 LATEST = 10
@@ -147,7 +150,38 @@ def points_notices() -> dict[str, NoticeKind]:
             )
         )
 
-    return {AWARDED: NoticeKind(awarded)}
+    async def statement(notifier: Notifier, t: Translator, notice: Notice) -> Outgoing:
+        balance = await ledger.balance(notifier.session, notice.person_id, POINTS)
+        return Outgoing(
+            t.gettext(
+                "Your points in {month}: {earned} earned, {spent} spent.\nYour points now: "
+                "{balance}. Send /points for the details."
+            ).format(
+                month=notice.params["month"],
+                earned=notice.params["earned"],
+                spent=notice.params["spent"],
+                balance=balance,
+            )
+        )
+
+    return {AWARDED: NoticeKind(awarded), statements.STATEMENT: NoticeKind(statement)}
+
+
+@dataclass
+class StatementJob:
+    """The scheduler's tick: last month's statements, each sent once (services/points/
+    statements.py), rendered in each reader's language."""
+
+    catalogs: Catalogs
+    default_locale: str
+    kinds: NoticeKinds
+    timezone: str
+
+    async def __call__(self, session: AsyncSession, now: datetime) -> int:
+        notifier = Notifier(session, self.catalogs, self.default_locale, now, self.kinds)
+        sent = await statements.due(session, now, self.timezone)
+        await notifier.tell(sent)
+        return len(sent)
 
 
 class AwardFlow(picker.PickingFlow):

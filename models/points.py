@@ -153,3 +153,14 @@ class LeaderboardMember(Base):
 
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), primary_key=True)
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PointsStatement(Base):
+    """A monthly statement sent (or being sent): one per person and month, so a tick that runs
+    twice, or two workers, send it once."""
+
+    __tablename__ = "points_statement"
+
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # "2026-11"
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -263,3 +263,38 @@ async def test_the_leaderboard_names_only_those_who_opted_in(
     await dialog.say("amy", "/points top")
     hidden = texts(await dialog.press("amy", "Hide my name"))
     assert "1. Bob  12\nAnd 2 more" in hidden and "Amy" not in hidden.split("\n", 2)[-1]
+
+
+async def test_the_monthly_statement_goes_on_the_first_to_those_whose_points_moved(
+    linli: Linli, clock: FakeClock
+) -> None:
+    """The clock starts in November: Amy earns 7 and spends 2 there, Bob nothing. On 1
+    December (community time) the tick sends Amy her statement, in her language, once; Bob
+    gets none."""
+    from datetime import UTC, datetime
+
+    from services.points import awards
+
+    dialog = Dialog(linli)
+    await join(dialog, "amy", room="302")
+    await join(dialog, "bob", room="303")
+    await dialog.say("amy", "/language")
+    await dialog.press("amy", "中文")
+    amy = await person_id(linli, "amy")
+    async with linli.transaction() as session:
+        await awards.award_by_staff(session, amy, 7, "help", clock())
+    async with linli.transaction() as session:
+        paid = await awards.award_by_staff(session, amy, 2, "oops", clock())
+        await ledger.reverse(session, paid.id, clock())
+    before = len(dialog.notices("amy"))
+    await linli.ticker.tick()
+    assert len(dialog.notices("amy")) == before  # still November: nothing yet
+    # 1 December, 00:30 in Shanghai.
+    clock.advance(seconds=(datetime(2026, 11, 30, 16, 30, tzinfo=UTC) - clock()).total_seconds())
+    for _ in range(2):
+        await linli.ticker.tick()
+    statements = [n for n in dialog.notices("amy")[before:] if "2026-11" in n]
+    assert statements == [
+        "您 2026-11 的积分：获得 9，支出 2。\n您现在的积分：7。发送 /points 查看明细。"
+    ]
+    assert not any("2026-11" in n for n in dialog.notices("bob"))

@@ -165,6 +165,16 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("person_id", name=op.f("pk_leaderboard_member")),
     )
+    op.create_table(
+        "points_statement",
+        sa.Column("person_id", sa.Integer(), nullable=False),
+        sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["person_id"], ["person.id"], name=op.f("fk_points_statement_person_id_person")
+        ),
+        sa.PrimaryKeyConstraint("person_id", "month", name=op.f("pk_points_statement")),
+    )
     op.create_index(op.f("ix_redemption_person_id"), "redemption", ["person_id"], unique=False)
     op.create_index(op.f("ix_redemption_reward_id"), "redemption", ["reward_id"], unique=False)
     op.create_index(op.f("ix_redemption_status"), "redemption", ["status"], unique=False)
@@ -199,6 +209,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_redemption_person_id"), table_name="redemption")
     op.drop_table("redemption")
     op.drop_table("leaderboard_member")
+    op.drop_table("points_statement")
     op.drop_table("reward")
     op.drop_index(op.f("ix_points_entry_transfer_id"), table_name="points_entry")
     op.drop_index("ix_points_entry_account_id_id", table_name="points_entry")
