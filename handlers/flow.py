@@ -36,6 +36,8 @@ KEEP_SUFFIX = "k"
 SUSPENDED = "_suspended"
 # The question a step last asked, so that it can be asked again word for word.
 ASKED = "_asked"
+# The [Cancel] button's value in the flows that offer one.
+CANCEL = "cancel"
 
 
 def payloads(prefix: str, token: str, count: int, *, keep: bool = False) -> list[str]:
@@ -301,6 +303,15 @@ class Context:
         one and comes back when that finishes (a draft is never silently dropped)."""
         assert self.state is not None
         data[SUSPENDED] = asdict(self.state)
+
+    def cancelled(self) -> bool:
+        """[Cancel] was pressed: the conversation ends and the person is told nothing was
+        saved (True); any other answer goes on (False)."""
+        if self.choice != CANCEL:
+            return False
+        self.finish()
+        self.say(self._("Cancelled. Nothing was saved."))
+        return True
 
     def finish(self) -> None:
         """End this conversation; one it interrupted comes back (its question asked again)."""

@@ -134,7 +134,6 @@ class PointsFlow(Flow):
 SHOW, HIDE = "show", "hide"
 AWARDED = "points.awarded"  # to the resident: points awarded by staff
 OTHER_AMOUNT, CONFIRM = "amount", "confirm"
-CANCEL = picker.CANCEL
 RULE = "rule:"
 MAX_AMOUNT = 100_000
 MAX_NOTE = 500
@@ -273,7 +272,7 @@ class AwardFlow(picker.PickingFlow):
         )
 
     async def step_amount(self, ctx: Context) -> None:
-        if self._cancelled(ctx):
+        if ctx.cancelled():
             return
         typed = ctx.incoming.text.strip() if ctx.incoming.kind is Kind.TEXT else ""
         if not typed.isdigit() or not 1 <= int(typed) <= MAX_AMOUNT:
@@ -292,7 +291,7 @@ class AwardFlow(picker.PickingFlow):
         )
 
     async def step_note(self, ctx: Context) -> None:
-        if self._cancelled(ctx):
+        if ctx.cancelled():
             return
         note = " ".join(ctx.incoming.text.split()) if ctx.incoming.kind is Kind.TEXT else ""
         if not note or len(note) > MAX_NOTE:

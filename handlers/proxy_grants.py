@@ -29,7 +29,6 @@ from services.voting import proxies
 
 NAME = "proxy_grant"
 GRANT, REVOKE, CONFIRM = "grant", "revoke", "confirm"
-CANCEL = picker.CANCEL
 POLL, MONTH = "poll:", "month:"
 # At most this many grants a question, as people (handlers/resident_picker.py).
 LISTED = picker.LISTED

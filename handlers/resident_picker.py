@@ -4,7 +4,7 @@ is long. Names and rooms show, so the flows that use it are private only."""
 
 from __future__ import annotations
 
-from handlers.flow import Context, Flow
+from handlers.flow import CANCEL, Context, Flow
 from handlers.messages import Kind
 from services import community
 from services.voting import proxies
@@ -55,9 +55,6 @@ def question(
     return "\n".join(lines)
 
 
-CANCEL = "cancel"
-
-
 class PickingFlow(Flow):
     """What staff flows that pick a resident share: every question ends with [Cancel], an
     answer that is no option asks again, and the first question is the building."""
@@ -65,16 +62,9 @@ class PickingFlow(Flow):
     def _ask(self, ctx: Context, step: str, text: str, options: list[tuple[str, str]]) -> None:
         ctx.ask(self.name, step, text, options=[*options, (ctx._("Cancel"), CANCEL)])
 
-    def _cancelled(self, ctx: Context) -> bool:
-        if ctx.choice != CANCEL:
-            return False
-        ctx.finish()
-        ctx.say(ctx._("Cancelled. Nothing was saved."))
-        return True
-
     async def _unanswered(self, ctx: Context) -> bool:
         """Cancelled, or no option chosen (a photo, say): then the question again."""
-        if self._cancelled(ctx):
+        if ctx.cancelled():
             return True
         if ctx.choice is None:
             await self.ask_again(ctx)

@@ -137,8 +137,6 @@ async def moved(
     new = await session.scalar(
         select(GroupChat).where(GroupChat.channel == channel, GroupChat.chat_id == new_chat_id)
     )
-    if new is not None and new.id == old.id:
-        return
     if new is None:
         old.chat_id = new_chat_id
     else:

@@ -82,7 +82,7 @@ async def test_a_redemption_holds_the_points_gives_a_code_and_is_picked_up_once(
     # Picked up, it does not expire: the points stay with the store.
     clock.advance(days=8)
     async with linli.transaction() as session:
-        assert await rewards.expire_due(session, clock()) == []
+        assert await rewards.expire_due(session, clock()) == 0
     assert await state(linli, [amy], bag) == ([30], 1)
 
 
@@ -156,3 +156,27 @@ async def test_two_redemptions_at_once_cannot_overdraw_the_resident(
     assert isinstance(results[0], Redeemed) and results[1] is Refusal.TOO_FEW_POINTS
     assert await state(linli, [amy], bag) == ([5], 4)
     assert (await state(linli, [amy], plant))[1] == 5
+
+
+async def test_one_press_delivered_twice_at_once_redeems_once(
+    db_url: str, linli: Linli, clock: FakeClock
+) -> None:
+    """The same request (one key) arrives twice while neither has committed: both wait at the
+    reward's row; the second finds the first's redemption and answers with it, taking neither
+    stock nor points."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time: two redemptions cannot interleave")
+    amy, *_ = await residents(linli)
+    bag = await new_reward(linli, clock, price=10, stock=5)
+    await give(linli, clock, amy, 30)
+    async with Blocker(db_url) as blocker:
+        await blocker.hold_row("reward", bag)
+        first, second = await blocker.queue(
+            redeem(linli, clock, amy, bag, "press:7"), redeem(linli, clock, amy, bag, "press:7")
+        )
+        await blocker.release()
+        results = await asyncio.gather(first, second)
+    assert isinstance(results[0], Redeemed) and not results[0].replayed
+    assert isinstance(results[1], Redeemed) and results[1].replayed
+    assert results[1].redemption.code == results[0].redemption.code
+    assert await state(linli, [amy], bag) == ([20], 4)

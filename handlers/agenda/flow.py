@@ -15,7 +15,7 @@ from handlers.agenda import texts
 from handlers.agenda.photos import PhotoStep
 from handlers.agenda.results import ResultsCard
 from handlers.agenda.staff import StaffSteps
-from handlers.flow import Context, Flow, Step
+from handlers.flow import CANCEL, Context, Flow, Step
 from handlers.i18n import N_
 from handlers.messages import Kind, Outgoing
 from handlers.reports.rules import ReportRules
@@ -29,7 +29,7 @@ from services.voting import ballots, keys, polls, proxies
 VoterKey = Callable[[], bytes]
 NAME = "agenda"
 PROPOSE, ITEMS, VOTE, RESULTS, HISTORY = "propose", "items", "vote", "results", "history"
-CANCEL, SKIP, SUBMIT, BACK, CONFIRM = "cancel", "skip", "submit", "back", "confirm"
+SKIP, SUBMIT, BACK, CONFIRM = "skip", "submit", "back", "confirm"
 SUPPORT, UNSUPPORT = "support", "unsupport"
 # "Vote for NAME": a proxy's ballot for a resident who asked them (services/voting/proxies.py).
 VOTE_FOR = "for:"
@@ -135,15 +135,8 @@ class AgendaFlow(StaffSteps, Flow):
             options=[(ctx._("Cancel"), CANCEL)],
         )
 
-    def _cancelled(self, ctx: Context) -> bool:
-        if ctx.choice != CANCEL:
-            return False
-        ctx.finish()
-        ctx.say(ctx._("Cancelled. Nothing was saved."))
-        return True
-
     async def step_title(self, ctx: Context) -> None:
-        if self._cancelled(ctx):
+        if ctx.cancelled():
             return
         title = " ".join(ctx.incoming.text.split()) if ctx.incoming.kind is Kind.TEXT else ""
         if not title or len(title) > self.rules.title_limit:
@@ -162,7 +155,7 @@ class AgendaFlow(StaffSteps, Flow):
         )
 
     async def step_description(self, ctx: Context) -> None:
-        if self._cancelled(ctx):
+        if ctx.cancelled():
             return
         text = ctx.incoming.text.strip() if ctx.incoming.kind is Kind.TEXT else ""
         if not text or len(text) > self.rules.description_limit:
@@ -177,7 +170,7 @@ class AgendaFlow(StaffSteps, Flow):
         PROPOSAL_PHOTO.ask(ctx)
 
     async def step_photo(self, ctx: Context) -> None:
-        if self._cancelled(ctx):
+        if ctx.cancelled():
             return
         taken, key = PROPOSAL_PHOTO.answer(ctx, self.media)
         if taken:
@@ -201,7 +194,7 @@ class AgendaFlow(StaffSteps, Flow):
         )
 
     async def step_confirm(self, ctx: Context) -> None:
-        if self._cancelled(ctx):
+        if ctx.cancelled():
             return
         draft = dict(ctx.data)
         ctx.finish()
@@ -414,7 +407,7 @@ class AgendaFlow(StaffSteps, Flow):
         ctx.ask(NAME, "ballot", text, options=options, data=data)
 
     async def step_ballot(self, ctx: Context) -> None:
-        if self._cancelled(ctx):
+        if ctx.cancelled():
             return
         poll = await ctx.session.get(Poll, int(ctx.data.get("poll", 0)))  # type: ignore[call-overload]
         if poll is None:

@@ -38,15 +38,14 @@ SETTLE_BATCH = 2000
 
 _PENDING: Table = PendingAward.__table__  # type: ignore[assignment]
 _UNSETTLED = (
-    select(_PENDING.c.id, _PENDING.c.person_id, _PENDING.c.points, _PENDING.c.reason)
-    .add_columns(_PENDING.c.idempotency_key)
+    select(_PENDING.c.person_id, _PENDING.c.points, _PENDING.c.reason, _PENDING.c.idempotency_key)
     .where(_PENDING.c.settled_at.is_(None))
     .order_by(_PENDING.c.id)
     .limit(bindparam("limit"))
 )
 _SETTLED = (
     update(_PENDING)
-    .where(_PENDING.c.id == bindparam("award_id"), _PENDING.c.settled_at.is_(None))
+    .where(_PENDING.c.idempotency_key == bindparam("key"), _PENDING.c.settled_at.is_(None))
     .values(settled_at=bindparam("now"))
 )
 
@@ -60,7 +59,6 @@ def reference_of(key: str) -> str:
 
 def _pay(
     connection: Connection,
-    award_id: int,
     person_id: int,
     amount: int,
     reason: str,
@@ -70,7 +68,7 @@ def _pay(
     """Marked settled first: the row stays locked until the commit, so a withdrawal at the same
     moment waits, then finds it paid and reverses it rather than deleting a row being paid.
     None when another settler or a withdrawal got there first."""
-    if not connection.execute(_SETTLED, {"award_id": award_id, "now": now}).rowcount:
+    if not connection.execute(_SETTLED, {"key": key, "now": now}).rowcount:
         return None
     account = ledger.person_account(connection, person_id, POINTS, now)
     issuing = ledger.system_account(connection, ISSUING, POINTS)
@@ -105,10 +103,7 @@ async def award(
             connection, person_id, amount, reason=reason, key=key, now=now
         ):
             return None
-        award_id = connection.execute(
-            select(_PENDING.c.id).where(_PENDING.c.idempotency_key == key)
-        ).scalar_one()
-        return _pay(connection, award_id, person_id, amount, reason, key, now)
+        return _pay(connection, person_id, amount, reason, key, now)
 
     return await session.run_sync(run)
 
@@ -131,7 +126,6 @@ async def settle_pending(
         for row in connection.execute(_UNSETTLED, {"limit": limit}).all():
             transfer = _pay(
                 connection,
-                row.id,
                 row.person_id,
                 row.points,
                 row.reason,

@@ -46,16 +46,12 @@ class Checked:
     digest: str  # of the file's content: the awards' keys
 
 
-def _text(data: bytes) -> str:
-    # utf-8-sig drops a leading byte-order mark and reads a file without one alike.
-    return data.decode("utf-8-sig")
-
-
 async def check(session: AsyncSession, data: bytes, amount_of: Callable[[str], int]) -> Checked:
     """Every row checked; `amount_of(rule)` gives a rule's amount, KeyError for no rule."""
     digest = hashlib.sha256(data).hexdigest()[:16]
     try:
-        text = _text(data)
+        # utf-8-sig drops a leading byte-order mark and reads a file without one alike.
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         return Checked(
             [], [f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})"], digest

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,7 +76,6 @@ class Overdrawn(Exception):
 
     account_id: int
     unit: str
-    detail: str = field(default="")
 
     def __str__(self) -> str:
         return f"account {self.account_id} ({self.unit}) would go below zero"

@@ -1,7 +1,8 @@
-"""Participation points. Until the double-entry ledger lands, awards are recorded as pending.
+"""Pending awards: an award recorded in one cheap statement where a use case must stay short
+(a ballot, a registration), and before the ledger existed.
 
-A pending award is a promise, not a balance: the ledger issue settles each row into a transfer
-with the same idempotency key, so nothing is paid twice and no balance is made up meanwhile.
+A pending award is a promise, not a balance: services/points/awards.py pays each row as the
+ledger transfer with the same idempotency key, so nothing is paid twice.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Redemption, Reward
@@ -63,20 +64,6 @@ async def add(
     return reward
 
 
-async def available(session: AsyncSession, now: datetime) -> list[Reward]:
-    """What a resident may redeem now, cheapest first (out of stock ones too: they are shown
-    as such)."""
-    return list(
-        (
-            await session.scalars(
-                select(Reward)
-                .where(Reward.active, Reward.starts_at <= now, Reward.ends_at > now)
-                .order_by(Reward.price, Reward.id)
-            )
-        ).all()
-    )
-
-
 @dataclass(frozen=True)
 class Redeemed:
     redemption: Redemption
@@ -96,8 +83,9 @@ async def redeem(
     key: str,
     pickup_days: int = 14,
 ) -> Redeemed | Refusal:
-    """One of the reward for the resident, once per `key`."""
-    earlier = await session.scalar(select(Redemption).where(Redemption.idempotency_key == key))
+    """One of the reward for the resident, once per `key`: the same request again, also while
+    the first is still being made (a button pressed twice), gets the first redemption."""
+    earlier = await _by_key(session, key)
     if earlier is not None:
         return Redeemed(earlier, replayed=True)
     try:
@@ -141,7 +129,18 @@ async def redeem(
             await session.flush()
     except Overdrawn:
         return Refusal.TOO_FEW_POINTS
+    except IntegrityError:
+        # The same key made a redemption meanwhile (its transfer was waited for and replayed):
+        # this one is undone with its savepoint, and the first one answers.
+        earlier = await _by_key(session, key)
+        if earlier is None:
+            raise
+        return Redeemed(earlier, replayed=True)
     return Redeemed(redemption)
+
+
+async def _by_key(session: AsyncSession, key: str) -> Redemption | None:
+    return await session.scalar(select(Redemption).where(Redemption.idempotency_key == key))
 
 
 async def _why_not(session: AsyncSession, reward_id: int, now: datetime) -> Refusal:
@@ -178,43 +177,48 @@ async def pick_up(
     return PickupRefusal.ALREADY if found.status == PICKED_UP else PickupRefusal.EXPIRED
 
 
-async def expire_due(session: AsyncSession, now: datetime) -> list[Redemption]:
+async def expire_due(session: AsyncSession, now: datetime) -> int:
     """Held redemptions past their pickup time: points back to the resident, stock back to
-    the reward, once each (the status moves under the same conditional update)."""
+    the reward, once each (the status moves under the same conditional update). How many."""
     due = (
         await session.scalars(
             select(Redemption.id).where(Redemption.status == HELD, Redemption.expires_at <= now)
         )
     ).all()
-    expired = []
+    store = await ledger.system(session, STORE, POINTS)
+    expired = 0
     for redemption_id in due:
-        claimed = await session.scalar(
-            update(Redemption)
-            .where(Redemption.id == redemption_id, Redemption.status == HELD)
-            .values(status=EXPIRED, settled_at=now)
-            .returning(Redemption.id)
-        )
+        claimed = (
+            await session.execute(
+                update(Redemption)
+                .where(Redemption.id == redemption_id, Redemption.status == HELD)
+                .values(status=EXPIRED, settled_at=now)
+                .returning(Redemption.person_id, Redemption.reward_id, Redemption.price)
+            )
+        ).first()
         if claimed is None:
             continue  # picked up or expired meanwhile
-        redemption = await session.get(Redemption, redemption_id)
-        assert redemption is not None
+        person_id, reward_id, price = claimed
         # The reward's row before the resident's account, as a redemption takes them: two
         # transactions taking both never wait for each other in a circle.
         await session.execute(
-            update(Reward).where(Reward.id == redemption.reward_id).values(stock=Reward.stock + 1)
+            update(Reward).where(Reward.id == reward_id).values(stock=Reward.stock + 1)
         )
-        account = await ledger.account_of(session, redemption.person_id, POINTS, now)
-        store = await ledger.system(session, STORE, POINTS)
+        account = await ledger.account_of(session, person_id, POINTS, now)
         refund = await ledger.transfer(
             session,
-            f"refund:redemption:{redemption.id}",
+            f"refund:redemption:{redemption_id}",
             REFUND_REASON,
-            [Posting(store, -redemption.price), Posting(account, redemption.price)],
+            [Posting(store, -price), Posting(account, price)],
             now,
-            reference=f"reward:{redemption.reward_id}",
+            reference=f"reward:{reward_id}",
         )
-        redemption.refund_transfer_id = refund.id
-        expired.append(redemption)
+        await session.execute(
+            update(Redemption)
+            .where(Redemption.id == redemption_id)
+            .values(refund_transfer_id=refund.id)
+        )
+        expired += 1
     return expired
 
 
@@ -230,4 +234,4 @@ async def redeemed_counts(session: AsyncSession) -> dict[int, int]:
 
 async def expire_job(session: AsyncSession, now: datetime) -> int:
     """The scheduler's tick: unclaimed redemptions give their points and stock back."""
-    return len(await expire_due(session, now))
+    return await expire_due(session, now)
