@@ -37,6 +37,8 @@ from handlers.poll_schedule import PollJobs
 from handlers.reports.intake import Fetch, MediaIntake
 from handlers.reports.rules import CategoryRule, ReportRules
 from handlers.reports.schedule import ReportJobs
+from handlers.rewards import RewardRules
+from handlers.start_links import StartLinks
 from models import Role
 from services import community
 from services.agenda.rules import AgendaRules
@@ -45,6 +47,7 @@ from services.media import LocalStorage, MediaStorage
 from services.media.garbage import MediaCollector
 from services.points import awards as points_awards
 from services.points import rewards as points_rewards
+from services.points.timebank import Policy as TimeBankPolicy
 from services.reports import queries as report_queries
 from services.reports.policy import Category, ReportPolicy
 from services.sql import Transaction
@@ -227,12 +230,25 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
         lambda: keys.voter_key(settings.voting.voter_key, settings.voting.voter_key_file)
     )
     agenda = agenda_rules(settings)
+    # How the bot's deep links are made, told by the Telegram channel once it has started.
+    links = StartLinks()
     registry = build_registry(
         reports,
         voter_key,
         agenda,
         vote_points=settings.points.rules.vote_cast,
         rule_amounts=settings.points.rules.model_dump(),
+        rewards=RewardRules(
+            settings.community.timezone,
+            settings.points.pickup_days,
+            reports.storage,
+            links,
+        ),
+        timebank=TimeBankPolicy(
+            settings.points.timebank_elder_monthly_minutes,
+            settings.points.rules.volunteer_hour,
+            settings.community.timezone,
+        ),
     )
     dispatcher = OutboxDispatcher(store.transaction, clock)
     fetchers: dict[str, Fetch] = {}
@@ -294,6 +310,7 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
             settings.community.default_locale,
             media=reports.storage,
             transaction=store.transaction,
+            links=links,
         )
         linli.attach(linli.telegram)
     if settings.wechat.enabled:

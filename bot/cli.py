@@ -29,6 +29,8 @@ from services.points import audit as points_audit
 from services.points import awards as points_awards
 from services.points import imports as points_imports
 from services.points import ledger as points_ledger
+from services.points import rewards as points_rewards
+from services.points import timebank as points_timebank
 from services.registration import scopes
 from services.reports.handing import HandedOn, hand_on_uncovered
 from services.scopes import parse as parse_scope
@@ -76,10 +78,7 @@ def _parser() -> argparse.ArgumentParser:
         scope.add_argument("--building")
         scope.add_argument("--grid")
         scope.add_argument("--department", help="a department named in [[report.categories]]")
-        who = action.add_mutually_exclusive_group(required=True)
-        who.add_argument("--telegram-id")
-        who.add_argument("--wechat-openid", metavar="ID", help="a WeChat user's OpenID")
-        who.add_argument("--console", metavar="NAME", help="a `linli chat --as NAME` user")
+        _person_arguments(action)
     actions.add_parser("list")
     group = commands.add_parser("group", help="the group chats and the scope each serves")
     group_actions = group.add_subparsers(dest="action", required=True)
@@ -110,14 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     proxy_actions = proxy.add_subparsers(dest="action", required=True)
     for name in ("grant", "revoke"):
         action = proxy_actions.add_parser(name)
-        resident = action.add_mutually_exclusive_group(required=True)
-        resident.add_argument("--telegram-id")
-        resident.add_argument("--wechat-openid", metavar="ID")
-        resident.add_argument("--console", metavar="NAME")
-        voter = action.add_mutually_exclusive_group(required=True)
-        voter.add_argument("--proxy-telegram-id", metavar="ID")
-        voter.add_argument("--proxy-wechat-openid", metavar="ID")
-        voter.add_argument("--proxy-console", metavar="NAME")
+        _person_arguments(action)
+        _person_arguments(action, "proxy-")
         if name == "grant":
             when = action.add_mutually_exclusive_group(required=True)
             when.add_argument("--poll", type=int, metavar="ID")
@@ -125,10 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     points = commands.add_parser("points", help="participation points (积分)")
     points_actions = points.add_subparsers(dest="action", required=True)
     award = points_actions.add_parser("award", help="award points by hand, with a note")
-    who = award.add_mutually_exclusive_group(required=True)
-    who.add_argument("--telegram-id")
-    who.add_argument("--wechat-openid", metavar="ID")
-    who.add_argument("--console", metavar="NAME")
+    _person_arguments(award)
     how_much = award.add_mutually_exclusive_group(required=True)
     how_much.add_argument("--rule", help="a rule of [points.rules], e.g. sorting_day")
     how_much.add_argument("--amount", type=int, metavar="N")
@@ -138,6 +128,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     bulk.add_argument("file", type=Path, metavar="FILE.csv")
     bulk.add_argument("--apply", action="store_true", help="apply it (when every row is valid)")
+    _rewards_parser(commands)
+    timebank = commands.add_parser("timebank", help="the time bank (时间银行)")
+    timebank_actions = timebank.add_subparsers(dest="action", required=True)
+    cover = timebank_actions.add_parser(
+        "cover", help="mark an elderly resident whose help the pool covers (--remove: unmark)"
+    )
+    _person_arguments(cover)
+    cover.add_argument("--remove", action="store_true")
     agenda = commands.add_parser("agenda", help="the monthly agenda cycle (议事厅)")
     agenda_actions = agenda.add_subparsers(dest="action", required=True)
     agenda_actions.add_parser(
@@ -152,6 +150,32 @@ def _parser() -> argparse.ArgumentParser:
         "points", help="recompute every balance from the entries; check every transfer"
     )
     return parser
+
+
+def _person_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """A person, named as in `admin grant` (`prefix`: a second person, e.g. a proxy)."""
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument(f"--{prefix}telegram-id", metavar="ID")
+    who.add_argument(f"--{prefix}wechat-openid", metavar="ID", help="a WeChat user's OpenID")
+    who.add_argument(f"--{prefix}console", metavar="NAME", help="a `linli chat --as NAME` user")
+
+
+def _rewards_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    rewards = commands.add_parser("rewards", help="the rewards residents redeem points for")
+    actions = rewards.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="one reward a line: id, price, stock, state, until, names")
+    add = actions.add_parser("add", help="add a reward; prints its id")
+    add.add_argument("--name-zh", required=True)
+    add.add_argument("--name-en", required=True)
+    add.add_argument("--price", type=int, required=True, metavar="POINTS")
+    add.add_argument("--stock", type=int, required=True, metavar="N")
+    add.add_argument("--from", dest="starts", metavar="YYYY-MM-DD", help="default: today")
+    add.add_argument("--until", required=True, metavar="YYYY-MM-DD", help="its last day")
+    stock = actions.add_parser("stock", help="set how many are in stock")
+    stock.add_argument("reward_id", type=int, metavar="ID")
+    stock.add_argument("stock", type=int, metavar="N")
+    close = actions.add_parser("close", help="stop offering a reward (held codes stay good)")
+    close.add_argument("reward_id", type=int, metavar="ID")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -226,6 +250,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await _points(linli, args)
         if args.command == "agenda":
             return await _agenda(linli, args)
+        if args.command == "rewards":
+            return await _rewards(linli, args)
+        if args.command == "timebank":
+            return await _timebank(linli, args)
     finally:
         await linli.close()
     raise AssertionError(args.command)
@@ -479,6 +507,96 @@ async def _points_import(linli: Linli, path: Path, *, apply: bool) -> int:
         f"points import: {len(checked.rows)} rows, {total} points to {people_count} people; "
         f"{paid} awards applied, {len(checked.rows) - paid} applied before"
     )
+    return 0
+
+
+def _local_day(value: str, zone: ZoneInfo, flag: str) -> datetime:
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d")
+    except ValueError:
+        raise UsageError(f"{flag} {value!r} is not a date (YYYY-MM-DD)") from None
+    return day.replace(tzinfo=zone).astimezone(UTC)
+
+
+async def _rewards(linli: Linli, args: argparse.Namespace) -> int:
+    zone = ZoneInfo(linli.settings.community.timezone)
+    now = datetime.now(UTC)
+    if args.action == "list":
+        async with linli.sessions() as session:
+            for reward in await points_rewards.all_rewards(session):
+                state = (
+                    "closed"
+                    if not reward.active
+                    else "not-yet"
+                    if reward.starts_at > now
+                    else "ended"
+                    if reward.ends_at <= now
+                    else "offered"
+                )
+                until = (reward.ends_at.astimezone(zone) - timedelta(days=1)).date()
+                print(
+                    f"{reward.id}\t{reward.price}\t{reward.stock}\t{state}\t{until}\t"
+                    f"{reward.name_zh} / {reward.name_en}"
+                )
+        return 0
+    if args.action == "add":
+        starts = (
+            _local_day(args.starts, zone, "--from")
+            if args.starts
+            else datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+        )
+        # Offered through its last day, community time.
+        ends = _local_day(args.until, zone, "--until") + timedelta(days=1)
+        names = (args.name_zh.strip(), args.name_en.strip())
+        if not all(0 < len(name) <= 60 for name in names):
+            raise UsageError("--name-zh and --name-en have 1 to 60 characters")
+        if args.price < 1 or args.stock < 0 or ends <= starts:
+            raise UsageError(
+                "--price is 1 or more, --stock 0 or more, and --until not before --from"
+            )
+        async with linli.transaction() as session:
+            reward = await points_rewards.add(
+                session,
+                name_zh=names[0],
+                name_en=names[1],
+                price=args.price,
+                stock=args.stock,
+                starts_at=starts,
+                ends_at=ends,
+                now=now,
+            )
+            await audit.record(session, "reward.add", actor_label="operator", reward=reward.id)
+        print(f"reward: {reward.id}")
+        return 0
+    async with linli.transaction() as session:
+        if args.action == "stock":
+            if args.stock < 0:
+                raise UsageError("the stock is 0 or more")
+            changed = await points_rewards.set_stock(session, args.reward_id, args.stock)
+        else:
+            changed = await points_rewards.close(session, args.reward_id)
+        if changed is None:
+            raise UsageError(f"no reward {args.reward_id}")
+        await audit.record(
+            session, f"reward.{args.action}", actor_label="operator", reward=changed.id
+        )
+    print(
+        f"reward {changed.id}: stock {changed.stock}, {'offered' if changed.active else 'closed'}"
+    )
+    return 0
+
+
+async def _timebank(linli: Linli, args: argparse.Namespace) -> int:
+    named = _identity(args.telegram_id, args.wechat_openid, args.console)
+    async with linli.transaction() as session:
+        person = await people.by_identity(session, *named)
+        if person is None:
+            raise UsageError(f"nobody known as {':'.join(named)}")
+        changed = await points_timebank.mark_elder(
+            session, person.id, not args.remove, datetime.now(UTC), actor_id=None
+        )
+    covered = "covered by the pool" if not args.remove else "not covered by the pool"
+    print(f"timebank: person {person.id} {covered}{'' if changed else ' (already)'}")
     return 0
 
 

@@ -300,6 +300,9 @@ class PointsSettings(_Section):
     rules: PointsRules = Field(default_factory=PointsRules)
     # A redeemed reward unclaimed this many days expires, and its points come back.
     pickup_days: int = Field(default=14, ge=1, le=365)
+    # Time-bank help an elderly resident (marked by staff) cannot pay with their own minutes
+    # is covered by the pool, up to this many minutes a month each. 0: no cover.
+    timebank_elder_monthly_minutes: int = Field(default=600, ge=0, le=100_000)
 
 
 class LogSettings(_Section):

@@ -20,7 +20,9 @@ from handlers.reports.notices import report_notices
 from handlers.reports.rating import RatingFlow
 from handlers.reports.rules import ReportRules
 from handlers.reports.work import WorkFlow
+from handlers.rewards import PickupFlow, RewardRules, RewardsFlow, rewards_notices
 from handlers.start import REGISTRATION_TICKET, StartFlow
+from handlers.timebank import TimeBankFlow, timebank_notices
 from handlers.voting import (
     PollFlow,
     VerifyFlow,
@@ -31,6 +33,7 @@ from handlers.voting import (
 )
 from services.agenda.notices import MODERATION_TICKET, VOTE_TICKET
 from services.agenda.rules import AgendaRules
+from services.points.timebank import Policy as TimeBankPolicy
 from services.reports.handing import REPORT_TICKET
 from services.reports.verdict import RATING_TICKET
 from services.voting.notices import GROUP_TICKET as POLL_GROUP_TICKET
@@ -43,7 +46,9 @@ def build_registry(
     agenda: AgendaRules,
     *,
     vote_points: int,
-    rule_amounts: dict[str, int] | None = None,
+    rule_amounts: dict[str, int],
+    rewards: RewardRules,
+    timebank: TimeBankPolicy,
 ) -> FlowRegistry:
     """`vote_points`: the points a unit's first ballot in a poll earns; `rule_amounts`: each
     rule of `[points.rules]` with its points, for `/award`."""
@@ -76,8 +81,16 @@ def build_registry(
     registry.notices.update(proxy_notices())
     registry.add(VerifyFlow())
     registry.add(PointsFlow(reports.timezone))
-    registry.add(AwardFlow(rule_amounts or {}))
+    registry.add(AwardFlow(rule_amounts))
     registry.notices.update(points_notices())
+    registry.add(RewardsFlow(rewards))
+    registry.add(PickupFlow(reports.timezone))
+    registry.notices.update(rewards_notices())
+    time_bank = TimeBankFlow(timebank)
+    registry.add(time_bank)
+    # Staff mark the residents the pool covers from the /timebank menu; the steps are its own.
+    registry.add(time_bank.elders)
+    registry.notices.update(timebank_notices())
     registry.on_ticket(POLL_TICKET, vote_ticket(voter_key, poll))
     # The poll's card in its group chats: anyone there may press; each press is theirs alone.
     registry.on_shared_ticket(POLL_GROUP_TICKET, group_vote_ticket(voter_key, vote_points))

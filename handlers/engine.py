@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from handlers import start_links
 from handlers.flow import (
     ASKED,
     KEEP_SUFFIX,
@@ -39,8 +40,6 @@ log = logging.getLogger("linli.engine")
 
 Clock = Callable[[], datetime]
 PAYLOAD_PATTERN = re.compile(r"^([st])([A-Za-z0-9_-]{4,16})\.(\d{1,2})(k?)$")
-# /start parameters that open a flow instead of redeeming an invite (for group deep links).
-GO_PREFIX = "go_"
 # An update that lost a race for its conversation is run again on the state that won.
 STALE_ATTEMPTS = 3
 MEDIA_KINDS = (Kind.PHOTO, Kind.VOICE)
@@ -399,8 +398,11 @@ class DialogueEngine:
                 else ctx._("There is nothing to cancel.")
             )
             return "cancelled"
-        if command == "start" and args.startswith(GO_PREFIX):
-            command, args = args.removeprefix(GO_PREFIX), ""
+        # A deep link that opens a command (a group's "open private chat", a scanned QR code)
+        # instead of redeeming an invite.
+        opened = start_links.command_of(args) if command == "start" else None
+        if opened is not None:
+            command, args = opened
         flow = self.registry.by_command(command)
         if flow is None:
             ctx.say(
@@ -425,7 +427,7 @@ class DialogueEngine:
             )
             return "refused"
         if flow.private_only and not ctx.incoming.chat.private:
-            start = args if command == "start" and args else f"{GO_PREFIX}{command}"
+            start = args if command == "start" and args else start_links.start_parameter(command)
             ctx.say(
                 ctx._("Let's continue in a private chat, so your details stay private."),
                 private_start=start,

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from handlers.engine import GO_PREFIX
 from handlers.flow import Context, Flow
 from handlers.i18n import N_
 from handlers.messages import Outgoing
+from handlers.start_links import start_parameter
 from models import Role
 from services import group_catch_up, groups, people, scopes
 from services.scopes import BUILDING, COMMUNITY, Scope
@@ -47,7 +47,7 @@ class GroupFlow(Flow):
                     "I will ask you privately what this group is for. Please open a private "
                     "chat with me first, then send /group here again."
                 ),
-                private_start=f"{GO_PREFIX}help",
+                private_start=start_parameter("help"),
                 private_label=ctx._("Open private chat"),
             )
             return

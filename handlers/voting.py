@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo
 import orjson
 from sqlalchemy import select
 
-from handlers.engine import GO_PREFIX
 from handlers.flow import TICKET_PREFIX, Context, Flow, Notifier, Step, TicketHandler, payloads
 from handlers.i18n import N_, Translator
 from handlers.messages import Option, Outgoing
 from handlers.notices import NoticeKind
 from handlers.poll_draft import DraftSteps
 from handlers.proxy_grants import ProxyGrantFlow
+from handlers.start_links import start_parameter
 from models import GroupChat, Person, Poll
 from services import audit, people, tickets
 from services.notices import GroupNotice, Notice
@@ -153,7 +153,7 @@ def poll_notices(timezone: str) -> dict[str, NoticeKind]:
             "\n\n".join(parts),
             options=options,
             # For whoever has never written to the bot: the receipt can't reach them before.
-            private_start=f"{GO_PREFIX}{PollFlow.command}",
+            private_start=start_parameter(PollFlow.command),
             private_label=t.gettext("Open private chat"),
         )
 

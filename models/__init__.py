@@ -21,6 +21,9 @@ from models.points import (
     PointsTransfer,
     Redemption,
     Reward,
+    TimebankCoverage,
+    TimebankElder,
+    TimebankRequest,
 )
 from models.poll import Ballot, BallotEvent, Poll, ProxyGrant
 from models.report import Report, ReportEvent, ReportFollower, ReportMedia
@@ -67,4 +70,7 @@ __all__ = [
     "Reward",
     "Role",
     "RoleAssignment",
+    "TimebankCoverage",
+    "TimebankElder",
+    "TimebankRequest",
 ]

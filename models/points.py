@@ -164,3 +164,59 @@ class PointsStatement(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), primary_key=True)
     month: Mapped[str] = mapped_column(String(7), primary_key=True)  # "2026-11"
     sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- The time bank (时间银行): help asked, given and paid in minutes -------------------------
+
+
+class TimebankRequest(Base):
+    """A resident's request for help (`/timebank`), with an estimate; a volunteer takes it, and
+    the requester confirms the real time, which moves that many minutes to the volunteer."""
+
+    __tablename__ = "timebank_request"
+    __table_args__ = (
+        CheckConstraint("estimate_minutes > 0", name="estimate_positive"),
+        Index("ix_timebank_request_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    requester_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    what: Mapped[str] = mapped_column(String(200))
+    estimate_minutes: Mapped[int]
+    # open → accepted → done; open or accepted → cancelled; accepted → open (withdrawn)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    volunteer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("person.id"), default=None, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    accepted_at: Mapped[datetime | None] = mapped_column(default=None)
+    done_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Confirmed by the requester: the real time; what their own minutes paid of it and what
+    # the pool covered (an elderly resident's), and the transfer that moved them.
+    minutes: Mapped[int | None] = mapped_column(default=None)
+    own_minutes: Mapped[int | None] = mapped_column(default=None)
+    pool_minutes: Mapped[int | None] = mapped_column(default=None)
+    transfer_id: Mapped[int | None] = mapped_column(ForeignKey("points_transfer.id"), default=None)
+
+
+class TimebankElder(Base):
+    """An elderly resident whom staff marked: help they cannot pay with their own minutes is
+    covered by the time-bank pool, up to a monthly cap."""
+
+    __tablename__ = "timebank_elder"
+
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), primary_key=True)
+    marked_by: Mapped[int | None] = mapped_column(ForeignKey("person.id"), default=None)
+    marked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TimebankCoverage(Base):
+    """Minutes the pool covered for one person in one month (community time). Taken by a
+    conditional update that never passes the cap, so two confirmations at once cannot."""
+
+    __tablename__ = "timebank_coverage"
+    __table_args__ = (CheckConstraint("minutes >= 0", name="minutes_never_negative"),)
+
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # "2026-12"
+    minutes: Mapped[int] = mapped_column(default=0, server_default="0")

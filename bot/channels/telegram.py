@@ -50,6 +50,7 @@ from handlers.messages import (
     Sender,
 )
 from handlers.reports.intake import FileTooBig
+from handlers.start_links import StartLinks
 from services import cards, groups
 from services.media import MediaStorage
 from services.sql import Transaction
@@ -330,8 +331,11 @@ class TelegramChannel:
         *,
         media: MediaStorage,
         transaction: Transaction,
+        links: StartLinks | None = None,
     ) -> None:
         self.settings = settings
+        # Told how to make deep links once the bot's username is known (start).
+        self.links = links
         # Pictures are uploaded from storage by key; card message ids are kept in the database.
         self.media = media
         self.transaction = transaction
@@ -370,6 +374,8 @@ class TelegramChannel:
 
     async def start(self) -> None:
         await self.app.initialize()
+        if self.links is not None:
+            self.links.make = partial(deep_link, self.username)
         await self._set_menu()
         await self.app.start()
         if self.settings.mode == "polling":

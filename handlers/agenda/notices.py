@@ -7,11 +7,11 @@ from datetime import timedelta
 from handlers.agenda import texts
 from handlers.agenda.results import ResultsCard
 from handlers.agenda.staff import MODERATION_LABELS
-from handlers.engine import GO_PREFIX
 from handlers.flow import Notifier
 from handlers.i18n import N_, Translator
 from handlers.messages import Outgoing
 from handlers.notices import NoticeKind
+from handlers.start_links import start_parameter
 from models import AgendaCycle, AgendaItem, AgendaUpdate, Person, Poll
 from services.agenda import notices
 from services.agenda.rules import AgendaRules
@@ -112,7 +112,7 @@ def agenda_notices(rules: AgendaRules, card: ResultsCard) -> dict[str, NoticeKin
         said = await voting(notifier, t, notice)  # type: ignore[arg-type]
         return Outgoing(
             "\n".join([said.text, t.gettext("Vote privately: send /agenda to the bot.")]),
-            private_start=f"{GO_PREFIX}agenda",
+            private_start=start_parameter("agenda"),
             private_label=t.gettext("Open private chat"),
         )
 

@@ -162,7 +162,7 @@ async def pick_up(
     session: AsyncSession, code: str, staff_id: int, now: datetime
 ) -> Redemption | PickupRefusal:
     """Staff hand the reward over: the held redemption with this code is done, once."""
-    code = code.strip().upper()
+    code = tidy_code(code)
     done = await session.scalar(
         update(Redemption)
         .where(Redemption.code == code, Redemption.status == HELD, Redemption.expires_at > now)
@@ -220,6 +220,73 @@ async def expire_due(session: AsyncSession, now: datetime) -> int:
         )
         expired += 1
     return expired
+
+
+async def catalog(
+    session: AsyncSession, now: datetime, *, everything: bool = False
+) -> list[Reward]:
+    """What residents can redeem now (active, inside its window, in stock), cheapest first;
+    `everything`: every reward not closed, for staff to change (out of stock, not yet or no
+    longer in its window)."""
+    query = select(Reward).where(Reward.active).order_by(Reward.price, Reward.id)
+    if not everything:
+        query = query.where(Reward.starts_at <= now, Reward.ends_at > now, Reward.stock > 0)
+    return list((await session.scalars(query)).all())
+
+
+async def all_rewards(session: AsyncSession) -> list[Reward]:
+    return list((await session.scalars(select(Reward).order_by(Reward.id))).all())
+
+
+async def held_by(session: AsyncSession, person_id: int, now: datetime) -> list[Redemption]:
+    """The resident's redemptions waiting for pickup, soonest to expire first."""
+    return list(
+        (
+            await session.scalars(
+                select(Redemption)
+                .where(
+                    Redemption.person_id == person_id,
+                    Redemption.status == HELD,
+                    Redemption.expires_at > now,
+                )
+                .order_by(Redemption.expires_at, Redemption.id)
+            )
+        ).all()
+    )
+
+
+async def set_stock(session: AsyncSession, reward_id: int, stock: int) -> Reward | None:
+    """Staff counted the shelf: the stock is this many now (one statement, so a redemption at
+    the same moment is counted before or after it, never lost in between)."""
+    if stock < 0:
+        raise ValueError("a stock is 0 or more")
+    changed = await session.scalar(
+        update(Reward).where(Reward.id == reward_id).values(stock=stock).returning(Reward.id)
+    )
+    return None if changed is None else await _fresh(session, reward_id)
+
+
+async def close(session: AsyncSession, reward_id: int) -> Reward | None:
+    """No longer offered; redemptions already held can still be picked up."""
+    changed = await session.scalar(
+        update(Reward).where(Reward.id == reward_id).values(active=False).returning(Reward.id)
+    )
+    return None if changed is None else await _fresh(session, reward_id)
+
+
+async def _fresh(session: AsyncSession, reward_id: int) -> Reward | None:
+    return await session.scalar(
+        select(Reward).where(Reward.id == reward_id).execution_options(populate_existing=True)
+    )
+
+
+async def by_code(session: AsyncSession, code: str) -> Redemption | None:
+    return await session.scalar(select(Redemption).where(Redemption.code == tidy_code(code)))
+
+
+def tidy_code(typed: str) -> str:
+    """A code as staff type or read it: spaces, dashes and case do not matter."""
+    return "".join(ch for ch in typed.upper() if ch.isalnum())
 
 
 async def redeemed_counts(session: AsyncSession) -> dict[int, int]:
