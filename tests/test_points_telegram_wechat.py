@@ -72,7 +72,9 @@ async def test_time_bank_across_telegram_and_wechat_then_a_reward_picked_up_by_i
         asked = await dai.send(option_number(picked, "帮忙 #"))
         thanks = await dai.send(option_number(asked, "我来帮忙"))
         assert "谢谢您！Amy（Building 2，302室）请求帮助：Company to the clinic。" in thanks
-        await stub.wait_for_message(amy.id, contains="小戴 will help you with: Company to the clinic.")
+        await stub.wait_for_message(
+            amy.id, contains="小戴 will help you with: Company to the clinic."
+        )
 
         # Amy confirms 75 minutes, typed; the pool pays them, and Dai hears it on WeChat.
         await amy.send("/timebank", expect="Time bank")
