@@ -316,15 +316,17 @@ async def test_the_command_line_makes_invite_qr_codes_and_the_menu(
     assert [d.text for d in decoded] == [f"http://weixin.qq.com/q/{code}"]
     assert list(wechat.qr_scenes.values()) == [code]
     out = await run_linli(env, "wechat", "menu")
-    assert out.strip() == "wechat menu: 9 buttons"
+    assert out.strip() == "wechat menu: 11 buttons"
     assert wechat.menu == [
         {"type": "click", "name": "随手拍", "key": "report"},
         {
-            "name": "议事",
+            "name": "邻里",
             "sub_button": [
                 {"type": "click", "name": "议事厅", "key": "agenda"},
                 {"type": "click", "name": "楼组投票", "key": "poll"},
                 {"type": "click", "name": "往月议事", "key": "agenda history"},
+                {"type": "click", "name": "时间银行", "key": "timebank"},
+                {"type": "click", "name": "积分兑换", "key": "rewards"},
             ],
         },
         {
