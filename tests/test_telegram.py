@@ -52,7 +52,7 @@ async def test_commands_menu_in_both_languages(bot: Linli, stub: BotApiStub) -> 
     chinese = {c["command"]: c["description"] for c in menus["zh"]}
     assert set(english) == {
         *("start", "help", "language", "link", "report", "myreports"),
-        *("poll", "verify", "points", "agenda", "cancel"),
+        *("poll", "verify", "points", "rewards", "timebank", "agenda", "cancel"),
     }
     assert set(chinese) == set(english)
     assert english["help"] == "Show what you can do" and chinese["help"] == "查看可以使用的功能"
