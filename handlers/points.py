@@ -16,7 +16,7 @@ from handlers.i18n import N_, Catalogs, Translator
 from handlers.messages import Kind, Outgoing
 from handlers.notices import NoticeKind, NoticeKinds
 from handlers.reports.rules import REPORTER_ROLES
-from models import Building, Person, Role
+from models import Building, Role
 from services.notices import Notice
 from services.points import awards, leaderboard, ledger, statements
 from services.points.ledger import MINUTES, POINTS
@@ -214,22 +214,11 @@ class AwardFlow(picker.PickingFlow):
             ctx, ctx._("Award points: which building does the resident live in?")
         )
 
-    async def step_building(self, ctx: Context) -> None:
-        if await self._unanswered(ctx):
-            return
-        ctx.data["building"] = int(ctx.choice or 0)
-        await self._ask_resident(ctx)
-
     async def _ask_resident(self, ctx: Context, room: str | None = None) -> None:
-        building = await ctx.session.get(Building, int(ctx.data.get("building", 0)))  # type: ignore[call-overload]
-        if building is None:
-            await self._ask_building(ctx)
+        found = await self._residents(ctx, room, ctx._("Nobody is registered in {building} yet."))
+        if found is None:
             return
-        options, cut = await picker.people_options(ctx, building.id, room, set())
-        if not options and room is None:
-            ctx.finish()
-            ctx.say(ctx._("Nobody is registered in {building} yet.").format(building=building.name))
-            return
+        building, options, cut = found
         asked = ctx._(
             "Who earns the points? The residents of {building}, by room. You can also type a "
             "room number."
@@ -302,10 +291,8 @@ class AwardFlow(picker.PickingFlow):
         await self._ask_confirm(ctx)
 
     async def _ask_confirm(self, ctx: Context) -> None:
-        resident = await ctx.session.get(Person, int(ctx.data.get("resident", 0)))  # type: ignore[call-overload]
+        resident = await self._chosen(ctx)
         if resident is None:
-            ctx.finish()
-            ctx.say(ctx._("That person is no longer known here. Nothing was saved."))
             return
         self._ask(
             ctx,
@@ -319,13 +306,13 @@ class AwardFlow(picker.PickingFlow):
     async def step_confirm(self, ctx: Context) -> None:
         if await self._unanswered(ctx):
             return
-        resident_id = int(ctx.data["resident"])  # type: ignore[call-overload]
+        resident = await self._chosen(ctx)
+        if resident is None:
+            return
+        resident_id = resident.id
         amount, note = int(ctx.data["amount"]), str(ctx.data["note"])  # type: ignore[call-overload]
         rule = ctx.data.get("rule")
         ctx.finish()
-        if await ctx.session.get(Person, resident_id) is None:
-            ctx.say(ctx._("That person is no longer known here. Nothing was saved."))
-            return
         await awards.award_by_staff(
             ctx.session,
             resident_id,

@@ -21,7 +21,7 @@ from handlers.flow import Context, Notifier, Step
 from handlers.i18n import N_, Translator
 from handlers.messages import Outgoing
 from handlers.notices import NoticeKind
-from models import Building, Person, Poll, ProxyGrant, Role
+from models import Person, Poll, ProxyGrant, Role
 from services import people
 from services.agenda.rules import next_month
 from services.notices import Notice
@@ -154,30 +154,15 @@ class ProxyGrantFlow(picker.PickingFlow):
     async def _ask_building(self, ctx: Context) -> None:
         await self._ask_which_building(ctx, ctx._("Which building does the resident live in?"))
 
-    async def step_building(self, ctx: Context) -> None:
-        if await self._unanswered(ctx):
-            return
-        ctx.data["building"] = int(ctx.choice or 0)
-        await self._ask_resident(ctx)
-
-    async def _building(self, ctx: Context) -> Building | None:
-        return await ctx.session.get(Building, int(ctx.data.get("building", 0)))  # type: ignore[call-overload]
-
     async def _ask_resident(self, ctx: Context, room: str | None = None) -> None:
-        building = await self._building(ctx)
-        if building is None:
-            await self._ask_building(ctx)
+        nobody = ctx._(
+            "Nobody is registered in {building} yet. A resident needs a registered home in the "
+            "community (joined with an invite) before someone can vote for them."
+        )
+        found = await self._residents(ctx, room, nobody)
+        if found is None:
             return
-        options, cut = await picker.people_options(ctx, building.id, room, set())
-        if not options and room is None:
-            ctx.finish()
-            ctx.say(
-                ctx._(
-                    "Nobody is registered in {building} yet. A resident needs a registered home "
-                    "in the community (joined with an invite) before someone can vote for them."
-                ).format(building=building.name)
-            )
-            return
+        building, options, cut = found
         question = ctx._(
             "Who asked for a proxy? The residents of {building}, by room. You can also "
             "type a room number."

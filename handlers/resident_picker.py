@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from handlers.flow import CANCEL, Context, Flow
 from handlers.messages import Kind
+from models import Building, Person
 from services import community
 from services.voting import proxies
 
@@ -70,6 +71,46 @@ class PickingFlow(Flow):
             await self.ask_again(ctx)
             return True
         return False
+
+    async def _ask_building(self, ctx: Context) -> None:
+        """The first question, in the flow's words (`_ask_which_building`)."""
+        raise NotImplementedError
+
+    async def step_building(self, ctx: Context) -> None:
+        if await self._unanswered(ctx):
+            return
+        ctx.data["building"] = int(ctx.choice or 0)
+        await self._ask_resident(ctx)
+
+    async def _building(self, ctx: Context) -> Building | None:
+        return await ctx.session.get(Building, int(ctx.data.get("building", 0)))  # type: ignore[call-overload]
+
+    async def _residents(
+        self, ctx: Context, room: str | None, nobody: str
+    ) -> tuple[Building, list[tuple[str, str]], bool] | None:
+        """The chosen building's residents as options (of the room typed), and whether the list
+        was cut short. None when there is nothing to choose from: the building is gone (asked
+        again) or nobody is registered there (the conversation ends with `nobody`, formatted
+        with the building's name)."""
+        building = await self._building(ctx)
+        if building is None:
+            await self._ask_building(ctx)
+            return None
+        options, cut = await people_options(ctx, building.id, room, set())
+        if not options and room is None:
+            ctx.finish()
+            ctx.say(nobody.format(building=building.name))
+            return None
+        return building, options, cut
+
+    async def _chosen(self, ctx: Context) -> Person | None:
+        """The resident chosen; None if they are gone meanwhile: the conversation ends, and the
+        staff member is told that nothing was saved."""
+        resident = await ctx.session.get(Person, int(ctx.data.get("resident", 0)))  # type: ignore[call-overload]
+        if resident is None:
+            ctx.finish()
+            ctx.say(ctx._("That person is no longer known here. Nothing was saved."))
+        return resident
 
     async def _ask_which_building(self, ctx: Context, question: str) -> None:
         buildings = await community.buildings(ctx.session)

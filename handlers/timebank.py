@@ -76,7 +76,7 @@ class TimeBankFlow(PickingFlow):
         "pick": Step(ask="_ask_pick"),
         "take": Step(),
         "mine": Step(ask="_ask_mine"),
-        "real": Step(text=True),
+        "real": Step(ask="_ask_real", text=True),
         "settle": Step(),
     }
 
@@ -177,17 +177,24 @@ class TimeBankFlow(PickingFlow):
             self._time_options(ctx),
         )
 
-    async def step_estimate(self, ctx: Context) -> None:
+    async def _minutes(self, ctx: Context) -> int | None:
+        """A time chosen or typed; else None, the person told and the question asked again."""
         if ctx.cancelled():
-            return
+            return None
         minutes = typed_minutes(ctx)
-        if minutes is None or not 0 < minutes <= timebank.MAX_MINUTES:
-            ctx.say(
-                ctx._("Please choose a time, or type the minutes (1 to {most}).").format(
-                    most=timebank.MAX_MINUTES
-                )
+        if minutes is not None and 0 < minutes <= timebank.MAX_MINUTES:
+            return minutes
+        ctx.say(
+            ctx._("Please choose a time, or type the minutes (1 to {most}).").format(
+                most=timebank.MAX_MINUTES
             )
-            await self._ask_estimate(ctx)
+        )
+        await self.ask_again(ctx)
+        return None
+
+    async def step_estimate(self, ctx: Context) -> None:
+        minutes = await self._minutes(ctx)
+        if minutes is None:
             return
         ctx.data["estimate"] = minutes
         await self._ask_post(ctx)
@@ -415,16 +422,8 @@ class TimeBankFlow(PickingFlow):
         )
 
     async def step_real(self, ctx: Context) -> None:
-        if ctx.cancelled():
-            return
-        minutes = typed_minutes(ctx)
-        if minutes is None or not 0 < minutes <= timebank.MAX_MINUTES:
-            ctx.say(
-                ctx._("Please choose a time, or type the minutes (1 to {most}).").format(
-                    most=timebank.MAX_MINUTES
-                )
-            )
-            await self._ask_real(ctx)
+        minutes = await self._minutes(ctx)
+        if minutes is None:
             return
         ctx.data["minutes"] = minutes
         request = await ctx.session.get(TimebankRequest, int(ctx.data["request"]))  # type: ignore[call-overload]
@@ -511,22 +510,11 @@ class ElderFlow(PickingFlow):
             ).format(cap=duration(ctx.t, self.policy.elder_monthly_minutes)),
         )
 
-    async def step_building(self, ctx: Context) -> None:
-        if await self._unanswered(ctx):
-            return
-        ctx.data["building"] = int(ctx.choice or 0)
-        await self._ask_resident(ctx)
-
     async def _ask_resident(self, ctx: Context, room: str | None = None) -> None:
-        building = await ctx.session.get(Building, int(ctx.data.get("building", 0)))  # type: ignore[call-overload]
-        if building is None:
-            await self._ask_building(ctx)
+        found = await self._residents(ctx, room, ctx._("Nobody is registered in {building} yet."))
+        if found is None:
             return
-        options, cut = await picker.people_options(ctx, building.id, room, set())
-        if not options and room is None:
-            ctx.finish()
-            ctx.say(ctx._("Nobody is registered in {building} yet.").format(building=building.name))
-            return
+        _, options, cut = found
         covered = {
             str(person_id)
             for person_id in [int(value) for _, value in options]
@@ -546,10 +534,8 @@ class ElderFlow(PickingFlow):
         await self._ask_confirm(ctx)
 
     async def _ask_confirm(self, ctx: Context) -> None:
-        resident = await ctx.session.get(Person, int(ctx.data.get("resident", 0)))  # type: ignore[call-overload]
+        resident = await self._chosen(ctx)
         if resident is None:
-            ctx.finish()
-            ctx.say(ctx._("That person is no longer known here. Nothing was saved."))
             return
         if await timebank.is_elder(ctx.session, resident.id):
             text = ctx._("The pool covers {name}'s help now. Stop covering it?")
@@ -570,12 +556,11 @@ class ElderFlow(PickingFlow):
     async def step_confirm(self, ctx: Context) -> None:
         if await self._unanswered(ctx):
             return
-        data = dict(ctx.data)
-        ctx.finish()
-        resident_id = int(data["resident"])  # type: ignore[call-overload]
-        if await ctx.session.get(Person, resident_id) is None:
-            ctx.say(ctx._("That person is no longer known here. Nothing was saved."))
+        resident = await self._chosen(ctx)
+        if resident is None:
             return
+        ctx.finish()
+        resident_id = resident.id
         elder = not await timebank.is_elder(ctx.session, resident_id)
         await timebank.mark_elder(ctx.session, resident_id, elder, ctx.now, actor_id=ctx.person.id)
         ctx.say(
