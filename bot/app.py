@@ -10,7 +10,7 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import uvicorn
@@ -18,14 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from bot import database, logs
+from bot.broadcasting import BroadcastDispatcher
 from bot.channels.console import ConsoleChannel
 from bot.channels.telegram import MenuEntry, TelegramChannel
 from bot.channels.wechat import WeChatChannel
 from bot.config import Settings
 from bot.delivery import OutboxDispatcher, Sender
+from bot.pace import DatabasePace, MemoryPace, Pace
 from bot.scheduler import Ticker, start_scheduler
 from bot.web import build_web_app, media_route
 from handlers.agenda.schedule import AgendaJobs
+from handlers.broadcasts.jobs import BroadcastJobs
 from handlers.catalog import build_registry
 from handlers.engine import DialogueEngine, FlowRegistry, system_clock
 from handlers.flow import CommunityRules
@@ -42,6 +45,7 @@ from handlers.start_links import StartLinks
 from models import Role
 from services import community
 from services.agenda.rules import AgendaRules
+from services.broadcasts import acks
 from services.community import CommunitySpec, GridSpec
 from services.media import LocalStorage, MediaStorage
 from services.media.garbage import MediaCollector
@@ -96,6 +100,13 @@ def agenda_rules(settings: Settings) -> AgendaRules:
         description_limit=settings.dialogue.max_text_length,
         selected_points=settings.points.rules.proposal_selected,
         vote_points=settings.points.rules.vote_cast,
+    )
+
+
+def broadcast_policy(settings: Settings) -> acks.Policy:
+    hours = timedelta(hours=settings.broadcast.ack_resend_hours)
+    return acks.Policy(
+        resend_after=hours, resends=settings.broadcast.ack_resends, doorknock_after=hours
     )
 
 
@@ -155,6 +166,8 @@ class Linli:
     registry: FlowRegistry
     dialogue: DialogueEngine
     dispatcher: OutboxDispatcher
+    # Broadcasts: their own rows and pace (bot/broadcasting.py).
+    broadcasts: BroadcastDispatcher
     ticker: Ticker
     # How each running channel hands over a file's bytes; channels add themselves as they start.
     fetchers: dict[str, Fetch]
@@ -186,6 +199,7 @@ class Linli:
     def attach(self, channel: Channel) -> None:
         """A running channel: the outbox can send through it, intake can fetch files from it."""
         self.dispatcher.register(channel)
+        self.broadcasts.register(channel)
         self.fetchers[channel.name] = channel.fetch
         self.dialogue.capabilities[channel.name] = channel.capabilities
 
@@ -249,8 +263,22 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
             settings.points.rules.volunteer_hour,
             settings.community.timezone,
         ),
+        broadcast_hours=settings.broadcast.ack_resend_hours,
     )
     dispatcher = OutboxDispatcher(store.transaction, clock)
+    broadcasts = BroadcastDispatcher(
+        store.transaction,
+        clock,
+        catalogs,
+        settings.community.default_locale,
+        registry.notices,
+        after_notices=dispatcher.kick,
+    )
+    # Telegram's limits, kept by every process of the bot: in memory for the one process on
+    # SQLite, in the database when processes share PostgreSQL.
+    pace: Pace = (
+        DatabasePace(store.engine) if store.engine.dialect.name == "postgresql" else MemoryPace()
+    )
     fetchers: dict[str, Fetch] = {}
     dialogue = DialogueEngine(
         store.transaction,
@@ -278,6 +306,7 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
         registry=registry,
         dialogue=dialogue,
         dispatcher=dispatcher,
+        broadcasts=broadcasts,
         ticker=Ticker(
             store.transaction,
             dispatcher,
@@ -295,6 +324,13 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
                     registry.notices,
                     settings.community.timezone,
                 ),
+                BroadcastJobs(
+                    catalogs,
+                    settings.community.default_locale,
+                    registry.notices,
+                    broadcast_policy(settings),
+                    broadcasts.kick,
+                ),
             ],
         ),
         fetchers=fetchers,
@@ -311,11 +347,16 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
             media=reports.storage,
             transaction=store.transaction,
             links=links,
+            pace=pace,
         )
         linli.attach(linli.telegram)
     if settings.wechat.enabled:
         linli.wechat = WeChatChannel(
-            settings.wechat, dialogue.handle, media=reports.storage, transaction=store.transaction
+            settings.wechat,
+            dialogue.handle,
+            media=reports.storage,
+            transaction=store.transaction,
+            pace=pace,
         )
         linli.attach(linli.wechat)
     routes = [media_route(reports.storage)]
@@ -359,6 +400,7 @@ async def serve(linli: Linli, *, console_user: str | None = None) -> None:
     # The console's own poll of the outbox: the tick is too slow for a card that another
     # process queued for the person at this keyboard.
     deliveries: asyncio.Task[None] | None = None
+    sending: asyncio.Task[None] | None = None
     try:
         if linli.telegram is not None:
             await linli.telegram.start()
@@ -378,6 +420,8 @@ async def serve(linli: Linli, *, console_user: str | None = None) -> None:
                 # Ctrl-D ends a person's session; a closed pipe (a service manager) does not.
                 console_task.add_done_callback(lambda _t: stop.set())
         await linli.ticker.safe_tick()  # deliver what a previous run left in the outbox
+        # Broadcasts go on from where a previous run stopped (rows in flight are offered again).
+        sending = asyncio.create_task(linli.broadcasts.run())
         # Everything built so far lives as long as the process: keep it out of the cyclic
         # collector's full passes, which otherwise pause every chat for tens of milliseconds.
         gc.collect()
@@ -394,6 +438,8 @@ async def serve(linli: Linli, *, console_user: str | None = None) -> None:
         await linli.ticker.finish()
         scheduler.shutdown(wait=False)
         # Messages already being sent finish while their channel can still carry them.
+        if sending is not None:
+            await linli.broadcasts.stop(sending)
         await linli.dispatcher.drain()
         if linli.telegram is not None:
             await linli.telegram.stop()

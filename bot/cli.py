@@ -22,9 +22,13 @@ from bot.channels.telegram import deep_link
 from bot.config import ConfigError, Settings, load_settings
 from handlers.flow import Notifier
 from handlers.i18n import CatalogError
-from models import Person, Poll, Role, RoleAssignment
+from models import Broadcast, Person, Poll, Role, RoleAssignment
 from services import audit, community, group_catch_up, groups, invites, people
 from services.agenda import cycles as agenda_cycles
+from services.broadcasts import audience as broadcast_audience
+from services.broadcasts import compose as broadcast_compose
+from services.broadcasts import deliveries as broadcast_deliveries
+from services.broadcasts import html as broadcast_html
 from services.points import audit as points_audit
 from services.points import awards as points_awards
 from services.points import imports as points_imports
@@ -129,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     bulk.add_argument("file", type=Path, metavar="FILE.csv")
     bulk.add_argument("--apply", action="store_true", help="apply it (when every row is valid)")
     _rewards_parser(commands)
+    _broadcast_parser(commands)
     timebank = commands.add_parser("timebank", help="the time bank (时间银行)")
     timebank_actions = timebank.add_subparsers(dest="action", required=True)
     cover = timebank_actions.add_parser(
@@ -176,6 +181,32 @@ def _rewards_parser(commands: argparse._SubParsersAction) -> None:  # type: igno
     stock.add_argument("stock", type=int, metavar="N")
     close = actions.add_parser("close", help="stop offering a reward (held codes stay good)")
     close.add_argument("reward_id", type=int, metavar="ID")
+
+
+def _broadcast_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    broadcast = commands.add_parser(
+        "broadcast",
+        help="an announcement: prints its id and recipient count; `status ID`, `list`, `cancel ID`",
+    )
+    broadcast.add_argument(
+        "action", nargs="*", metavar="status ID | list | cancel ID", help="instead of sending"
+    )
+    broadcast.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        metavar="SCOPE",
+        help="community, grid:NAME, building:NAME, role:ROLE or category:CODE; repeatable",
+    )
+    broadcast.add_argument("--text-file", type=Path, metavar="F", help="UTF-8, Telegram's HTML")
+    broadcast.add_argument("--ack", action="store_true", help="ask for acknowledgement")
+    broadcast.add_argument("--at", metavar="TIME", help="ISO 8601, in the community's timezone")
+    broadcast.add_argument(
+        "--where",
+        choices=("private", "groups", "both"),
+        default="both",
+        help="private chats, the scopes' group chats, or both (default)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -250,6 +281,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await _points(linli, args)
         if args.command == "agenda":
             return await _agenda(linli, args)
+        if args.command == "broadcast":
+            return await _broadcast(linli, args)
         if args.command == "rewards":
             return await _rewards(linli, args)
         if args.command == "timebank":
@@ -507,6 +540,99 @@ async def _points_import(linli: Linli, path: Path, *, apply: bool) -> int:
         f"points import: {len(checked.rows)} rows, {total} points to {people_count} people; "
         f"{paid} awards applied, {len(checked.rows) - paid} applied before"
     )
+    return 0
+
+
+BROADCAST_FILE_LIMIT = 64 * 1024
+
+
+async def _broadcast(linli: Linli, args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    zone = ZoneInfo(linli.settings.community.timezone)
+    action = args.action[0] if args.action else None
+    if action in ("status", "cancel"):
+        if len(args.action) != 2 or not args.action[1].isdigit():
+            raise UsageError(f"linli broadcast {action} ID")
+        broadcast_id = int(args.action[1])
+        async with linli.transaction() as session:
+            found = await session.get(Broadcast, broadcast_id)
+            if found is None:
+                raise UsageError(f"no broadcast {broadcast_id}")
+            if action == "cancel":
+                if not await broadcast_compose.cancel(session, broadcast_id, now, actor_id=None):
+                    raise UsageError(f"broadcast {broadcast_id} is {found.status}: too late")
+                print(f"broadcast {broadcast_id}: cancelled")
+                return 0
+            counts = await broadcast_deliveries.counts(session, broadcast_id)
+        print(f"status: {found.status}")
+        for name in ("queued", "delivered", "unreachable", "failed", "acknowledged"):
+            print(f"{name}: {getattr(counts, name)}")
+        return 0
+    if action == "list":
+        async with linli.sessions() as session:
+            for waiting in await broadcast_compose.scheduled(session):
+                at = waiting.send_at.astimezone(zone).isoformat(timespec="minutes")
+                print(f"{waiting.id}\t{at}\t{','.join(waiting.audience)}")
+        return 0
+    if action is not None:
+        raise UsageError(f"unknown action {action!r}: status ID, list or cancel ID")
+    if not args.scope or args.text_file is None:
+        raise UsageError("--scope and --text-file are needed to send")
+    try:
+        with args.text_file.open("rb") as file:
+            data = file.read(BROADCAST_FILE_LIMIT + 1)
+    except OSError as exc:
+        raise UsageError(f"{args.text_file}: {exc.strerror}") from None
+    if len(data) > BROADCAST_FILE_LIMIT:
+        raise UsageError(f"{args.text_file}: larger than {BROADCAST_FILE_LIMIT} bytes")
+    try:
+        text = data.decode("utf-8-sig").strip()
+    except UnicodeDecodeError:
+        raise UsageError(f"{args.text_file}: not UTF-8") from None
+    if not text:
+        raise UsageError(f"{args.text_file}: empty")
+    problem = broadcast_html.check(text)
+    if problem is not None:
+        raise UsageError(
+            f"{args.text_file}: Telegram would refuse it ({problem.kind}: {problem.detail})"
+        )
+    send_at = now
+    if args.at:
+        try:
+            send_at = datetime.fromisoformat(args.at)
+        except ValueError:
+            raise UsageError(f"--at {args.at!r} is not an ISO 8601 time") from None
+        if send_at.tzinfo is None:
+            send_at = send_at.replace(tzinfo=zone)
+        if send_at < now:
+            raise UsageError(f"--at {args.at} has passed")
+    categories = [c.code for c in linli.settings.report.categories]
+    async with linli.transaction() as session:
+        keys = []
+        for spelled in args.scope:
+            key = await broadcast_audience.parse(session, spelled, categories)
+            if key is None:
+                raise UsageError(
+                    f"no scope {spelled!r}: write community, grid:NAME, building:NAME, "
+                    "role:ROLE or category:CODE"
+                )
+            keys.append(key)
+        where = {"private": (True, False), "groups": (False, True), "both": (True, True)}
+        private, groups_too = where[args.where]
+        counted = await broadcast_compose.preview(session, keys, private=private, groups=groups_too)
+        made, queued = await broadcast_compose.create(
+            session,
+            author_id=None,
+            text=text,
+            keys=keys,
+            private=private,
+            groups=groups_too,
+            ack=args.ack,
+            send_at=send_at.astimezone(UTC),
+            now=now,
+            resend_after=timedelta(hours=linli.settings.broadcast.ack_resend_hours),
+        )
+    print(f"{made.id}\t{queued or counted.total} recipients")
     return 0
 
 

@@ -64,6 +64,14 @@ class TelegramSettings(_Section):
     # Telegram sends it with every webhook POST; the route refuses a POST without it.
     webhook_secret: str = Field(default="", validate_default=True)
     poll_timeout: int = Field(default=10, ge=0, le=50)
+    # Telegram's limits, kept by every process of the bot together (bot/pace.py): about 30
+    # messages a second in all and 20 a minute to one group; a little under each, so that a
+    # 429 stays rare. 0 turns the pacing off.
+    messages_per_second: float = Field(default=29.0, ge=0, le=1000)
+    group_messages_per_minute: float = Field(default=19.0, ge=0, le=60)
+    # Broadcasts by paid broadcast (`allow_paid_broadcast`, paid in Stars): up to 1,000 a
+    # second, for broadcasts only.
+    paid_broadcast: bool = False
 
     @field_validator("webhook_url")
     @classmethod
@@ -109,6 +117,8 @@ class WeChatSettings(_Section):
     # with at most 5 messages per message of theirs.
     window_hours: float = Field(default=48, gt=0)
     window_quota: int = Field(default=5, ge=1)
+    # Broadcasts go out through the API at most this many messages a second (0: no limit).
+    messages_per_second: float = Field(default=50.0, ge=0, le=1000)
     # A callback is answered in place when its reply is ready this soon (WeChat waits 5 s).
     reply_budget_seconds: float = Field(default=3.0, gt=0, le=4.5)
     # `linli wechat menu` installs it; a click runs the command, as typing it would.
@@ -305,6 +315,14 @@ class PointsSettings(_Section):
     timebank_elder_monthly_minutes: int = Field(default=600, ge=0, le=100_000)
 
 
+class BroadcastSettings(_Section):
+    # An announcement that asks for acknowledgement goes again to those who have not
+    # acknowledged after this long, this many times (0 to 2); after the last, and the same
+    # wait, each building head gets the list of their residents who still have not.
+    ack_resend_hours: float = Field(default=4.0, gt=0, le=168)
+    ack_resends: int = Field(default=1, ge=0, le=2)
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -328,6 +346,7 @@ class Settings(BaseSettings):
     voting: VotingSettings = Field(default_factory=VotingSettings)
     points: PointsSettings = Field(default_factory=PointsSettings)
     agenda: AgendaSettings = Field(default_factory=AgendaSettings)
+    broadcast: BroadcastSettings = Field(default_factory=BroadcastSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from handlers.messages import Capabilities, Outgoing
 from services import menus, outbox
 from services.sql import Transaction
@@ -45,7 +47,24 @@ class Sender(Protocol):
     # their own console.
     reach: frozenset[str] | None
 
-    async def send(self, chat_id: str, message: Outgoing) -> None: ...
+    async def send(self, chat_id: str, message: Outgoing, *, bulk: bool = False) -> str | None:
+        """`bulk`: a broadcast's, sent at the channel's pace for them. Returns how it went
+        where a channel has several ways (WeChat: "wechat_cs" or "wechat_template")."""
+        ...
+
+
+async def remember_menu(
+    session: AsyncSession, sender: Sender, chat: tuple[str, str], message: Outgoing, now: datetime
+) -> None:
+    """A message with options, sent privately where options are a numbered list: a digit typed
+    there later answers it (DESIGN.md step 3). Where options are buttons, they are pressed."""
+    if message.options and not sender.capabilities.buttons:
+        await menus.show(
+            session,
+            *chat,
+            [{"label": o.label, "payload": o.payload} for o in message.options],
+            now,
+        )
 
 
 @dataclass(frozen=True)
@@ -136,20 +155,9 @@ class OutboxDispatcher:
                         retry_at=outcome.retry_at,
                         payload=delivery.payload,
                     )
-                    if (
-                        outcome.chat is not None
-                        and delivery.group_chat_id is None
-                        and message.options
-                        and not self.senders[outcome.chat[0]].capabilities.buttons
-                    ):
-                        # A digit typed there later answers this card (DESIGN.md step 3);
-                        # where the options are buttons, the card's buttons are pressed.
-                        await menus.show(
-                            session,
-                            *outcome.chat,
-                            [{"label": o.label, "payload": o.payload} for o in message.options],
-                            now,
-                        )
+                    if outcome.chat is not None and delivery.group_chat_id is None:
+                        sender = self.senders[outcome.chat[0]]
+                        await remember_menu(session, sender, outcome.chat, message, now)
             return sent
 
     async def _deliver(self, delivery: outbox.Delivery, message: Outgoing) -> Outcome:

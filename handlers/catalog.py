@@ -6,6 +6,8 @@ from handlers.agenda.flow import AgendaFlow
 from handlers.agenda.notices import agenda_notices
 from handlers.agenda.results import ResultsCard
 from handlers.approvals import PendingFlow, decide_registration
+from handlers.broadcasts.flow import BroadcastFlow
+from handlers.broadcasts.notices import broadcast_notices, on_ack
 from handlers.engine import FlowRegistry
 from handlers.groups import GROUP_TICKET, GroupFlow, choose_scope
 from handlers.help import HelpFlow
@@ -33,6 +35,7 @@ from handlers.voting import (
 )
 from services.agenda.notices import MODERATION_TICKET, VOTE_TICKET
 from services.agenda.rules import AgendaRules
+from services.broadcasts.acks import ACK_TICKET
 from services.points.timebank import Policy as TimeBankPolicy
 from services.reports.handing import REPORT_TICKET
 from services.reports.verdict import RATING_TICKET
@@ -49,6 +52,7 @@ def build_registry(
     rule_amounts: dict[str, int],
     rewards: RewardRules,
     timebank: TimeBankPolicy,
+    broadcast_hours: float = 4.0,
 ) -> FlowRegistry:
     """`vote_points`: the points a unit's first ballot in a poll earns; `rule_amounts`: each
     rule of `[points.rules]` with its points, for `/award`."""
@@ -91,6 +95,11 @@ def build_registry(
     # Staff mark the residents the pool covers from the /timebank menu; the steps are its own.
     registry.add(time_bank.elders)
     registry.notices.update(timebank_notices())
+    registry.add(BroadcastFlow(reports, broadcast_hours))
+    registry.notices.update(broadcast_notices())
+    registry.on_ticket(ACK_TICKET, on_ack)
+    # [Got it] under an announcement in a group: each press is the presser's.
+    registry.on_shared_ticket(ACK_TICKET, on_ack)
     registry.on_ticket(POLL_TICKET, vote_ticket(voter_key, poll))
     # The poll's card in its group chats: anyone there may press; each press is theirs alone.
     registry.on_shared_ticket(POLL_GROUP_TICKET, group_vote_ticket(voter_key, vote_points))

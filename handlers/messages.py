@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from services.broadcasts.html import plain
+
 
 class Kind(enum.StrEnum):
     TEXT = "text"
@@ -148,6 +150,13 @@ class Outgoing:
     # The notification kind it renders (a notice from a use case), for channels that reach
     # people outside a conversation another way (WeChat's templates).
     notice: str | None = None
+    # The text is Telegram's HTML subset (a broadcast, checked when composed); channels
+    # without formatting show `plain_text`.
+    html: bool = False
+
+    @property
+    def plain_text(self) -> str:
+        return plain(self.text) if self.html else self.text
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,6 +173,7 @@ class Outgoing:
             attachments=tuple(Attachment(**a) for a in data.get("attachments", ())),
             card=CardRef(**card) if card else None,
             notice=data.get("notice"),
+            html=bool(data.get("html", False)),
         )
 
 

@@ -3,6 +3,7 @@
 from models.agenda import AgendaCycle, AgendaItem, AgendaSupport, AgendaUpdate
 from models.audit import AuditEntry
 from models.base import Base
+from models.broadcast import Broadcast, BroadcastAck, BroadcastDelivery, SendPace
 from models.chat import CardMessage, ChatMenu
 from models.community import Building, Community, Grid, Household
 from models.conversation import Conversation, ProcessedUpdate
@@ -39,6 +40,9 @@ __all__ = [
     "Ballot",
     "BallotEvent",
     "Base",
+    "Broadcast",
+    "BroadcastAck",
+    "BroadcastDelivery",
     "Building",
     "CardMessage",
     "ChatMenu",
@@ -70,6 +74,7 @@ __all__ = [
     "Reward",
     "Role",
     "RoleAssignment",
+    "SendPace",
     "TimebankCoverage",
     "TimebankElder",
     "TimebankRequest",

@@ -45,8 +45,9 @@ class CollectingChannel:
             raise FileTooBig(len(data))
         return data
 
-    async def send(self, chat_id: str, message: Outgoing) -> None:
+    async def send(self, chat_id: str, message: Outgoing, *, bulk: bool = False) -> str | None:
         self.outbox[chat_id].append(message)
+        return None
 
     def incoming(
         self,

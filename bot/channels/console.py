@@ -102,7 +102,7 @@ class ConsoleChannel:
             )
         return Incoming(kind=Kind.TEXT, text=text, **base)
 
-    async def send(self, chat_id: str, message: Outgoing) -> None:
+    async def send(self, chat_id: str, message: Outgoing, *, bulk: bool = False) -> str | None:
         """The outbox's way in: only this person's chat can be shown here."""
         if chat_id != self.user:
             # The dispatcher claims only rows within `reach`: this is a bug, not a person.
@@ -119,7 +119,7 @@ class ConsoleChannel:
         lines = [f"[{a.kind}: {self._where(a.key)}]" for a in message.attachments]
         if message.image_key:
             lines.append(f"[image: {self._where(message.image_key)}]")
-        lines.append(message.text)
+        lines.append(message.plain_text)
         lines += [f"  {n}) {option.label}" for n, option in numbered(message.options)]
         self.stdout.write("\n".join(lines) + "\n")
         self.stdout.flush()

@@ -38,6 +38,7 @@ from telegram.warnings import PTBDeprecationWarning
 from bot.channels.telegram_http import AiohttpRequest
 from bot.config import TelegramSettings
 from bot.delivery import RateLimited, RecipientBlocked
+from bot.pace import MemoryPace, Pace
 from handlers.i18n import Catalogs
 from handlers.messages import (
     Capabilities,
@@ -58,6 +59,8 @@ from services.sql import Transaction
 log = logging.getLogger("linli.telegram")
 
 CHANNEL = "telegram"
+# Paid broadcasts (Bot API 7.11, `allow_paid_broadcast`) may go up to 1,000 a second.
+PAID_PER_SECOND = 950.0
 WEBHOOK_PATH = "/telegram/webhook"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # An update is a few kilobytes; anything this big is not from Telegram.
@@ -332,10 +335,13 @@ class TelegramChannel:
         media: MediaStorage,
         transaction: Transaction,
         links: StartLinks | None = None,
+        pace: Pace | None = None,
     ) -> None:
         self.settings = settings
         # Told how to make deep links once the bot's username is known (start).
         self.links = links
+        # The bot's send rate, kept with every other process of the bot (bot/pace.py).
+        self.pace: Pace = pace or MemoryPace()
         # Pictures are uploaded from storage by key; card message ids are kept in the database.
         self.media = media
         self.transaction = transaction
@@ -550,25 +556,30 @@ class TelegramChannel:
                     f"{exc.retry_after:g}",
                 )
 
-    async def send(self, chat_id: str, message: Outgoing) -> None:
+    async def send(self, chat_id: str, message: Outgoing, *, bulk: bool = False) -> str | None:
         """Render one neutral message. A card already shown in this chat is edited in place
         (its id is kept in the database); anything else is sent, and a card's id remembered.
 
         Sent to a group's old id (we missed Telegram's service message, or it came late): the
         group moves to its new id and the message goes there now, a card as a new message (its
-        old message stayed behind). Every part goes to one chat, so none went to the old one."""
+        old message stayed behind). Every part goes to one chat, so none went to the old one.
+
+        `bulk`: a broadcast's message, which waits for a free slot of the bot's rate (pace.py)
+        and a group's; replies and notices take the next slot. Returns how it went: None, the
+        channel's one way."""
         try:
-            await self._send(chat_id, message)
+            await self._send(chat_id, message, bulk)
         except ChatMigrated as exc:
             new = str(exc.new_chat_id)
             await self._group_moved(chat_id, new)
-            await self._send(new, message)
+            await self._send(new, message, bulk)
+        return None
 
-    async def _send(self, chat_id: str, message: Outgoing) -> None:
+    async def _send(self, chat_id: str, message: Outgoing, bulk: bool = False) -> None:
         card = message.card
         if card is not None and await self._edit_card(chat_id, message):
             return
-        sent = await self._send_new(chat_id, message)
+        sent = await self._send_new(chat_id, message, bulk)
         if card is not None and sent is not None:
             async with self.transaction() as session:
                 await cards.remember(
@@ -606,6 +617,7 @@ class TelegramChannel:
             await self._clear_buttons(chat_id, shown.message_id)
             return False
         try:
+            await self._paced(chat_id, False)
             await self.http.call(f"{self._api}{method}", payload)
         except RetryAfter as exc:
             raise RateLimited(retry_after_seconds(exc)) from exc
@@ -635,7 +647,7 @@ class TelegramChannel:
 
         return await asyncio.to_thread(read)
 
-    async def _send_new(self, chat_id: str, message: Outgoing) -> int | None:
+    async def _send_new(self, chat_id: str, message: Outgoing, bulk: bool = False) -> int | None:
         """Long text is split on line breaks to fit Telegram. A picture carries the text as its
         caption (and the buttons) when it fits, so a dispatch card arrives as one message.
         Returns the id of the message that carries the text and buttons.
@@ -646,6 +658,9 @@ class TelegramChannel:
         """
         keyboard = self._keyboard(message)
         bot = self.app.bot
+        # A broadcast with paid broadcasts on: Telegram takes up to 1,000 a second, for Stars.
+        paid = bulk and self.settings.paid_broadcast
+        extra: dict[str, Any] = {"allow_paid_broadcast": True} if paid else {}
         parts: list[Callable[[], Awaitable[object]]] = []
         for attachment in message.attachments:
             data = await self._media(attachment.key)
@@ -658,7 +673,15 @@ class TelegramChannel:
                 markup = InlineKeyboardMarkup.de_json(keyboard, bot) if keyboard else None
                 caption = message.text or None
                 parts.append(
-                    partial(bot.send_photo, chat_id, photo, caption=caption, reply_markup=markup)
+                    partial(
+                        bot.send_photo,
+                        chat_id,
+                        photo,
+                        caption=caption,
+                        reply_markup=markup,
+                        parse_mode="HTML" if message.html else None,
+                        **extra,
+                    )
                 )
                 text_sent = True
             else:
@@ -666,13 +689,16 @@ class TelegramChannel:
         if not text_sent:
             chunks = _split(message.text, MessageLimit.MAX_TEXT_LENGTH)
             for index, chunk in enumerate(chunks):
-                payload: dict[str, Any] = {"chat_id": chat_id, "text": chunk}
+                payload: dict[str, Any] = {"chat_id": chat_id, "text": chunk, **extra}
+                if message.html:
+                    payload["parse_mode"] = "HTML"
                 if keyboard is not None and index == len(chunks) - 1:
                     payload["reply_markup"] = keyboard
                 parts.append(partial(self.http.call, self._send_url, payload))
         last: object = None
         try:
             for index, part in enumerate(parts):
+                await self._paced(chat_id, bulk)
                 last = await self._send_part(part, chat_id, first=index == 0)
         except Forbidden as exc:
             raise RecipientBlocked(str(exc)) from exc
@@ -688,6 +714,19 @@ class TelegramChannel:
         async with self.transaction() as session:
             await groups.moved(session, CHANNEL, old, new, datetime.now(UTC))
         log.info("telegram group chat=%s is now chat=%s", old, new)
+
+    async def _paced(self, chat_id: str, bulk: bool) -> None:
+        """Wait for this message's slot: the bot's (or, for a paid broadcast, the paid rate's),
+        and for a broadcast to a group the group's."""
+        settings = self.settings
+        if bulk and chat_id.startswith("-") and settings.group_messages_per_minute > 0:
+            await self.pace.wait(
+                f"{CHANNEL}:group:{chat_id}", 60 / settings.group_messages_per_minute, bulk=True
+            )
+        if bulk and settings.paid_broadcast:
+            await self.pace.wait(f"{CHANNEL}:paid", 1 / PAID_PER_SECOND, bulk=True)
+        elif settings.messages_per_second > 0:
+            await self.pace.wait(CHANNEL, 1 / settings.messages_per_second, bulk=bulk)
 
     async def _send_part(
         self, part: Callable[[], Awaitable[object]], chat_id: str, *, first: bool

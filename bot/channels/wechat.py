@@ -28,6 +28,7 @@ from wechatpy.crypto import PrpCrypto
 
 from bot.config import WeChatSettings
 from bot.delivery import RecipientBlocked
+from bot.pace import MemoryPace, Pace
 from handlers.messages import (
     Capabilities,
     ChatRef,
@@ -135,7 +136,7 @@ def split_text(text: str, limit: int = MAX_TEXT_BYTES) -> list[str]:
 
 def render_text(message: Outgoing) -> str:
     """Options as the engine's numbered list, answered with the digit or the option's text."""
-    lines = [message.text]
+    lines = [message.plain_text]
     lines += [f"{n} {option.label}" for n, option in numbered(message.options)]
     return "\n".join(line for line in lines if line)
 
@@ -387,6 +388,11 @@ class ServiceWindow:
             self._followers[openid] = [self.clock(), self.quota]
 
 
+# How a message went (a broadcast's counts say): inside the 48 h customer-service window, or
+# as a template message outside it.
+VIA_SERVICE, VIA_TEMPLATE = "wechat_cs", "wechat_template"
+
+
 class WeChatChannel:
     name = CHANNEL
     capabilities = Capabilities(
@@ -402,8 +408,10 @@ class WeChatChannel:
         media: MediaStorage,
         transaction: Transaction,
         clock: Clock = time.time,
+        pace: Pace | None = None,
     ) -> None:
         self.settings = settings
+        self.pace: Pace = pace or MemoryPace()
         self.handle = handle
         self.media = media
         self.clock = clock
@@ -580,7 +588,7 @@ class WeChatChannel:
 
     # ------------------------------------------------------------------ outbound
 
-    async def send(self, chat_id: str, message: Outgoing) -> None:
+    async def send(self, chat_id: str, message: Outgoing, *, bulk: bool = False) -> str | None:
         """Customer-service messages: a picture as an image message, then the text (with the
         options as a numbered list) in as many pieces as it takes. Outside the window or the
         quota, as far as this process knows or WeChat says, a template message instead.
@@ -593,13 +601,18 @@ class WeChatChannel:
         digest = hashlib.sha256(text.encode()).hexdigest()[:32]
         if shown is not None and shown.message_id == digest:
             log.info("wechat card unchanged, not sent again chat=%s", chat_id)
-            return
+            return None
         image = message.image_key if shown is None or not shown.has_image else None
         pieces = split_text(text)
+        if bulk and self.settings.messages_per_second > 0:
+            # A broadcast keeps to the account's own rate (configuration), each message's
+            # API calls counted.
+            for _ in range(len(pieces) + (image is not None)):
+                await self.pace.wait(CHANNEL, 1 / self.settings.messages_per_second, bulk=True)
         closed = self.window.closed_because(chat_id, len(pieces) + (image is not None))
         if closed is not None:
             await self._template(chat_id, message, closed)
-            return
+            return VIA_TEMPLATE
         try:
             if image:
                 media_id = await self._upload(image)
@@ -610,7 +623,7 @@ class WeChatChannel:
             if exc.code in (OUTSIDE_WINDOW, OUT_OF_QUOTA):
                 self.window.close(chat_id, exc.code)
                 await self._template(chat_id, message, CLOSED_BECAUSE[exc.code])
-                return
+                return VIA_TEMPLATE
             if exc.code == NOT_FOLLOWING:
                 raise RecipientBlocked(str(exc)) from exc
             raise
@@ -625,6 +638,7 @@ class WeChatChannel:
                     cards.Shown(digest, image is not None or bool(shown and shown.has_image)),
                     self.api.now(),
                 )
+        return VIA_SERVICE
 
     async def _custom(self, chat_id: str, body: dict[str, Any]) -> None:
         await self.api.call("/cgi-bin/message/custom/send", json={"touser": chat_id, **body})

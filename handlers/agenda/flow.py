@@ -12,12 +12,12 @@ from typing import ClassVar
 from sqlalchemy import func, select
 
 from handlers.agenda import texts
-from handlers.agenda.photos import PhotoStep
 from handlers.agenda.results import ResultsCard
 from handlers.agenda.staff import StaffSteps
 from handlers.flow import CANCEL, Context, Flow, Step
 from handlers.i18n import N_
 from handlers.messages import Kind, Outgoing
+from handlers.photo_step import PhotoStep
 from handlers.reports.rules import ReportRules
 from handlers.voting import vote, vote_for
 from models import AgendaCycle, AgendaItem, Ballot, Person, Poll
@@ -33,7 +33,7 @@ SKIP, SUBMIT, BACK, CONFIRM = "skip", "submit", "back", "confirm"
 SUPPORT, UNSUPPORT = "support", "unsupport"
 # "Vote for NAME": a proxy's ballot for a resident who asked them (services/voting/proxies.py).
 VOTE_FOR = "for:"
-PROPOSAL_PHOTO = PhotoStep("photo", cancel=True)
+PROPOSAL_PHOTO = PhotoStep(NAME, "photo", cancel=True)
 
 
 class AgendaFlow(StaffSteps, Flow):

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, ClassVar
 from sqlalchemy import func, select
 
 from handlers.agenda import texts
-from handlers.agenda.photos import PhotoStep
 from handlers.flow import Context, Step
 from handlers.i18n import N_
 from handlers.messages import Kind, Outgoing
+from handlers.photo_step import PhotoStep
 from models import AgendaCycle, AgendaItem
 from services.agenda import followup, proposals
 from services.agenda.proposals import Moderation, Problem
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 NAME = "agenda"
 MODERATE, DECIDE, PROGRESS = "moderate", "decide", "progress"
 CANCEL, SKIP = "cancel", "skip"
-PROGRESS_PHOTO = PhotoStep("progress_photo", cancel=False)
+PROGRESS_PHOTO = PhotoStep(NAME, "progress_photo", cancel=False)
 
 FOLLOWUP_PROBLEMS = {
     followup.Problem.NOT_STAFF: N_("Only community staff can record the council's decisions."),

@@ -1,5 +1,6 @@
-"""The optional photo of a proposal or of a progress update: one way to ask for it and to read
-the answer, so both steps refuse a broken file the same polite way and lose nothing."""
+"""An optional photo (a proposal's, a progress update's, an announcement's): one way to ask for
+it and to read the answer, so every such step refuses a broken file the same polite way and
+loses nothing."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from handlers.messages import Kind
 from handlers.reports.cards import media_problem
 from handlers.reports.rules import ReportRules
 
-NAME = "agenda"
 NO_PHOTO, CANCEL = "skip", "cancel"
 
 
 @dataclass(frozen=True)
 class PhotoStep:
+    flow: str
     step: str
     cancel: bool  # offer "Cancel" beside "No photo"
 
@@ -24,7 +25,7 @@ class PhotoStep:
         if self.cancel:
             options.append((ctx._("Cancel"), CANCEL))
         ctx.ask(
-            NAME,
+            self.flow,
             self.step,
             text or ctx._("You may add a photo. Send it, or choose “No photo”."),
             options=options,

@@ -1,0 +1,206 @@
+"""Sends broadcasts: claims a few delivery rows at a time, renders each in its reader's
+language (with its [Got it] ticket, written before it is sent), sends them concurrently at
+the channel's pace for broadcasts (bot/pace.py: replies to residents go first), and settles
+each row in its own transaction the moment it went out. Several processes share the rows
+(services/broadcasts/deliveries.py); after a crash only the rows in flight can go twice.
+
+The sender's progress card is edited at most every PROGRESS_EVERY and becomes the final
+report when the last row is settled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import false, or_, true, update
+
+from bot.delivery import RateLimited, RecipientBlocked, Sender, remember_menu
+from handlers.broadcasts.notices import ACK, MESSAGE, progress_notice
+from handlers.flow import Notifier
+from handlers.i18n import Catalogs
+from handlers.messages import Outgoing
+from handlers.notices import NoticeKinds
+from models import Broadcast
+from services.broadcasts import deliveries
+from services.broadcasts.deliveries import Claimed
+from services.notices import GroupNotice, Notice
+from services.sql import Transaction
+
+log = logging.getLogger("linli.broadcast")
+PROGRESS_EVERY = timedelta(seconds=3)
+# Rows claimed at once: about a second of sending at Telegram's rate, so a crash leaves
+# little in flight, and enough to keep the sends going while a round trip is under way.
+BATCH = 24
+IDLE_POLL = 1.0
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """A recipient as the notice writer needs them."""
+
+    id: int
+    locale: str | None
+    display_name: str = ""
+    status: str = "active"
+
+
+class BroadcastDispatcher:
+    def __init__(
+        self,
+        transaction: Transaction,
+        clock: Callable[[], datetime],
+        catalogs: Catalogs,
+        default_locale: str,
+        kinds: NoticeKinds,
+        *,
+        after_notices: Callable[[], Awaitable[None]] | None = None,
+        batch: int = BATCH,
+    ) -> None:
+        self.transaction = transaction
+        self.clock = clock
+        self.catalogs = catalogs
+        self.default_locale = default_locale
+        self.kinds = kinds
+        # Progress cards and reports go through the outbox: kick it when one is queued.
+        self.after_notices = after_notices
+        self.batch = batch
+        self.senders: dict[str, Sender] = {}
+        self.paused_until: dict[str, datetime] = {}
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def register(self, sender: Sender) -> None:
+        self.senders[sender.name] = sender
+
+    def kick(self) -> None:
+        """A broadcast started: the running loop looks now, not at its next poll."""
+        self._wake.set()
+
+    async def stop(self, running: asyncio.Task[None]) -> None:
+        """The batch being sent finishes and is settled; nothing more is claimed."""
+        self._stopping = True
+        self._wake.set()
+        await running
+
+    async def run(self) -> None:
+        """Until stopped: send what is due, then wait for a kick or the next poll."""
+        while not self._stopping:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("broadcast round failed")
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), IDLE_POLL)
+            except TimeoutError:
+                pass
+
+    async def run_once(self) -> int:
+        """Claim and send until no row is due now; how many were sent."""
+        sent = 0
+        async with self._lock:
+            while not self._stopping:
+                now = self.clock()
+                # What this process can send, less a channel waiting out a 429.
+                reach = {
+                    name: sender.reach
+                    for name, sender in self.senders.items()
+                    if self.paused_until.get(name) is None or self.paused_until[name] <= now
+                }
+                if not reach:
+                    return sent
+                async with self.transaction() as session:
+                    claimed = await deliveries.claim(session, now, reach=reach, limit=self.batch)
+                    notifier = Notifier(
+                        session, self.catalogs, self.default_locale, now, self.kinds
+                    )
+                    messages = [(row, await self._render(notifier, row)) for row in claimed]
+                if not claimed:
+                    return sent
+                outcomes = await asyncio.gather(*(self._deliver(r, m) for r, m in messages))
+                sent += sum(outcomes)
+                await self._progress({row.broadcast_id for row in claimed})
+        return sent
+
+    async def _render(self, notifier: Notifier, row: Claimed) -> Outgoing:
+        if row.group_chat_id is not None:
+            return await self.kinds.render_group(
+                notifier, GroupNotice(row.group_chat_id, MESSAGE, subject_id=row.broadcast_id)
+            )
+        assert row.person_id is not None
+        broadcast = await notifier.session.get(Broadcast, row.broadcast_id)
+        assert broadcast is not None
+        notice = Notice(
+            row.person_id,
+            MESSAGE,
+            subject_id=row.broadcast_id,
+            params={"round": row.round},
+            actions=(ACK,) if broadcast.ack else (),
+        )
+        return await self.kinds.render(notifier, _Reader(row.person_id, row.locale or None), notice)
+
+    async def _deliver(self, row: Claimed, message: Outgoing) -> bool:
+        sender = self.senders[row.channel]
+        status, error, retry_at, via = deliveries.SENT, None, None, None
+        try:
+            via = await sender.send(row.chat_id, message, bulk=True)
+        except RecipientBlocked as exc:
+            status, error = deliveries.UNREACHABLE, f"blocked: {exc}"
+        except RateLimited as exc:
+            retry_at = self.clock() + timedelta(seconds=exc.retry_after)
+            self.paused_until[row.channel] = retry_at
+            status, error = "deferred", str(exc)
+            log.warning(
+                "broadcast rate limited id=%s channel=%s retry_after=%ss",
+                row.id,
+                row.channel,
+                exc.retry_after,
+            )
+        except Exception as exc:
+            status, error = deliveries.FAILED, str(exc)
+            log.warning("broadcast send failed id=%s channel=%s: %s", row.id, row.channel, exc)
+        async with self.transaction() as session:
+            now = self.clock()
+            await deliveries.settle(
+                session, row.id, status, now, error=error, retry_at=retry_at, via=via
+            )
+            if status == deliveries.SENT and row.group_chat_id is None:
+                await remember_menu(session, sender, (row.channel, row.chat_id), message, now)
+        return status == deliveries.SENT
+
+    async def _progress(self, broadcast_ids: set[int]) -> None:
+        """The sender's card, at most every PROGRESS_EVERY (claimed by a conditional update,
+        so two processes do not both edit it), and the final report once the last row is
+        settled."""
+        told = False
+        for broadcast_id in sorted(broadcast_ids):
+            async with self.transaction() as session:
+                now = self.clock()
+                finished = await deliveries.finish_if_done(session, broadcast_id, now)
+                author = await session.scalar(
+                    update(Broadcast)
+                    .where(
+                        Broadcast.id == broadcast_id,
+                        Broadcast.author_id.is_not(None),
+                        or_(
+                            Broadcast.progress_at.is_(None),
+                            Broadcast.progress_at <= now - PROGRESS_EVERY,
+                            true() if finished else false(),
+                        ),
+                    )
+                    .values(progress_at=now)
+                    .returning(Broadcast.author_id)
+                )
+                if author is not None:
+                    notifier = Notifier(
+                        session, self.catalogs, self.default_locale, now, self.kinds
+                    )
+                    await notifier.tell([progress_notice(author, broadcast_id)])
+                    told = True
+        if told and self.after_notices is not None:
+            await self.after_notices()

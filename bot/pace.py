@@ -1,0 +1,120 @@
+"""Send rates that every process of one bot keeps together (DESIGN.md "Broadcasts"): Telegram
+takes about 30 messages a second from a bot, one a second to one chat and 20 a minute to one
+group, and answers more with 429.
+
+Each limit is a key with an interval and the time its next message may go (GCRA: a message
+takes the slot at `next_at`, moving it on by the interval). Interactive sends take the next
+slot at once, even one in the near future, and wait for it; bulk sends (broadcasts) take a slot
+only when it is free now, and otherwise wait and look again, so an answer to a resident jumps
+the broadcast's queue and waits at most one interval. One process on SQLite keeps the state in
+memory; processes sharing PostgreSQL keep it in the `send_pace` table, each take one
+conditional UPDATE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import DateTime, Interval, bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from models import SendPace
+from services.sql import insert_ignoring
+
+
+class Pace(Protocol):
+    async def wait(self, key: str, interval: float, *, bulk: bool) -> None:
+        """Return when a message under `key` may go; `interval` seconds between two."""
+        ...
+
+
+class NoPace:
+    """No limit: a channel that needs none (the console), or tests that measure nothing."""
+
+    async def wait(self, key: str, interval: float, *, bulk: bool) -> None:
+        return None
+
+
+class MemoryPace:
+    """One process: the slots in memory, on the loop's clock."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.next_at: dict[str, float] = {}
+
+    async def wait(self, key: str, interval: float, *, bulk: bool) -> None:
+        if interval <= 0:
+            return
+        while True:
+            now = self.clock()
+            slot = max(self.next_at.get(key, now), now)
+            if bulk and slot > now:
+                await asyncio.sleep(slot - now)
+                continue  # someone interactive may have taken it meanwhile
+            self.next_at[key] = slot + interval
+            if slot > now:
+                await asyncio.sleep(slot - now)
+            return
+
+
+_TABLE = SendPace.__table__
+_NOW = bindparam("now", type_=DateTime(timezone=True))
+_STEP = bindparam("step", type_=Interval())
+_TAKE_FREE = (
+    update(SendPace)
+    .where(SendPace.key == bindparam("k"), SendPace.next_at <= _NOW)
+    .values(next_at=_NOW + _STEP)
+    .returning(SendPace.next_at)
+)
+_TAKE_NEXT = (
+    update(SendPace)
+    .where(SendPace.key == bindparam("k"))
+    .values(next_at=func.greatest(SendPace.next_at, _NOW) + _STEP)
+    .returning(SendPace.next_at)
+)
+_NEXT = select(SendPace.next_at).where(SendPace.key == bindparam("k"))
+
+
+class DatabasePace:
+    """Processes sharing PostgreSQL: the slots in `send_pace`, each taken by one conditional
+    UPDATE in its own short transaction (the row is locked only for that statement)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.known: set[str] = set()
+
+    async def wait(self, key: str, interval: float, *, bulk: bool) -> None:
+        if interval <= 0:
+            return
+        step = timedelta(seconds=interval)
+        if key not in self.known:
+            async with self.engine.begin() as connection:
+                await connection.run_sync(
+                    lambda c: insert_ignoring(
+                        c,
+                        _TABLE,
+                        {"key": key, "next_at": datetime.now(UTC)},  # type: ignore[arg-type]
+                    )
+                )
+            self.known.add(key)
+        while True:
+            now = datetime.now(UTC)
+            params = {"k": key, "now": now, "step": step}
+            async with self.engine.begin() as connection:
+                taken = (
+                    await connection.execute(_TAKE_FREE if bulk else _TAKE_NEXT, params)
+                ).scalar()
+                if taken is None:
+                    free_at = (await connection.execute(_NEXT, params)).scalar()
+            if taken is not None:
+                slot = taken - step
+                wait = (slot - datetime.now(UTC)).total_seconds()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                return
+            assert free_at is not None
+            await asyncio.sleep(max((free_at - now).total_seconds(), 0.001))
