@@ -273,6 +273,7 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
         settings.community.default_locale,
         registry.notices,
         after_notices=dispatcher.kick,
+        reclaim_after=timedelta(seconds=settings.broadcast.reclaim_after_seconds),
     )
     # Telegram's limits, kept by every process of the bot: in memory for the one process on
     # SQLite, in the database when processes share PostgreSQL.

@@ -59,6 +59,7 @@ class BroadcastDispatcher:
         *,
         after_notices: Callable[[], Awaitable[None]] | None = None,
         batch: int = BATCH,
+        reclaim_after: timedelta = deliveries.RECLAIM_AFTER,
     ) -> None:
         self.transaction = transaction
         self.clock = clock
@@ -68,6 +69,8 @@ class BroadcastDispatcher:
         # Progress cards and reports go through the outbox: kick it when one is queued.
         self.after_notices = after_notices
         self.batch = batch
+        # Rows another process claimed and never settled (it died) are sent after this long.
+        self.reclaim_after = reclaim_after
         self.senders: dict[str, Sender] = {}
         self.paused_until: dict[str, datetime] = {}
         self._lock = asyncio.Lock()
@@ -115,7 +118,13 @@ class BroadcastDispatcher:
                 if not reach:
                     return sent
                 async with self.transaction() as session:
-                    claimed = await deliveries.claim(session, now, reach=reach, limit=self.batch)
+                    claimed = await deliveries.claim(
+                        session,
+                        now,
+                        reach=reach,
+                        limit=self.batch,
+                        reclaim_after=self.reclaim_after,
+                    )
                     notifier = Notifier(
                         session, self.catalogs, self.default_locale, now, self.kinds
                     )

@@ -68,7 +68,7 @@ class TelegramSettings(_Section):
     # messages a second in all and 20 a minute to one group; a little under each, so that a
     # 429 stays rare. 0 turns the pacing off.
     messages_per_second: float = Field(default=29.0, ge=0, le=1000)
-    group_messages_per_minute: float = Field(default=19.0, ge=0, le=60)
+    group_messages_per_minute: float = Field(default=19.0, ge=0, le=6000)
     # Broadcasts by paid broadcast (`allow_paid_broadcast`, paid in Stars): up to 1,000 a
     # second, for broadcasts only.
     paid_broadcast: bool = False
@@ -321,6 +321,9 @@ class BroadcastSettings(_Section):
     # wait, each building head gets the list of their residents who still have not.
     ack_resend_hours: float = Field(default=4.0, gt=0, le=168)
     ack_resends: int = Field(default=1, ge=0, le=2)
+    # A message claimed by a process that died before saying it was sent goes out after this
+    # long (it may have gone: the only case that can send one twice).
+    reclaim_after_seconds: float = Field(default=60.0, gt=0, le=3600)
 
 
 class LogSettings(_Section):

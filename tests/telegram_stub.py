@@ -40,6 +40,7 @@ import html.parser
 import io
 import itertools
 import json
+import math
 import mimetypes
 import re
 import socket
@@ -641,6 +642,20 @@ def _make_jpeg(width: int, height: int, shade: int) -> bytes:
 _Handler = Callable[[str, JSONDict], Awaitable[Any]]
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Telegram's limits as documented for bots: about 30 messages a second in all, about one
+    a second to one chat (a short burst passes), 20 a minute to one group; paid broadcasts
+    (``allow_paid_broadcast``) up to 1,000 a second."""
+
+    per_second: int = 30
+    per_chat: int = 3
+    per_chat_seconds: float = 3.0
+    per_group_per_minute: int = 20
+    group_seconds: float = 60.0  # the group window (a test may shorten it)
+    paid_per_second: int = 1000
+
+
 class BotApiStub:
     """In-process fake of api.telegram.org; see the module docstring for what it emulates."""
 
@@ -658,6 +673,11 @@ class BotApiStub:
         }
         self.calls: list[tuple[str, JSONDict]] = []
         self.sent: list[JSONDict] = []
+        self.limits: Limits | None = None
+        """Set: Telegram's rate limits are enforced (429 with retry_after past them)."""
+        self.too_many = 0
+        """Sends answered 429 because of ``limits``."""
+        self._windows: defaultdict[str, deque[float]] = defaultdict(deque)
         self.blocked_chats: set[int] = set()
         # A group upgraded to a supergroup: sends to the old id are refused with the new one.
         self.migrated_chats: dict[int, int] = {}
@@ -1093,6 +1113,36 @@ class BotApiStub:
         self.webhook_deliveries.append((update, response.status_code))
         return response.status_code
 
+    # ---------------------------------------------------------------- rate limits
+
+    def _within_limits(self, chat_id: ChatId, params: JSONDict) -> None:
+        """Telegram's limits (``self.limits``), counted over sliding windows of the stub's own
+        clock: past one, the send is answered 429 with ``retry_after`` (whole seconds, as
+        Telegram gives them) and not delivered."""
+        limits = self.limits
+        assert limits is not None
+        now = time.monotonic()
+        paid = bool(params.get("allow_paid_broadcast"))
+        windows = [
+            ("paid" if paid else "bot", limits.paid_per_second if paid else limits.per_second, 1.0)
+        ]
+        if isinstance(chat_id, int) and chat_id < 0:
+            windows.append((f"group:{chat_id}", limits.per_group_per_minute, limits.group_seconds))
+        else:
+            windows.append((f"chat:{chat_id}", limits.per_chat, limits.per_chat_seconds))
+        for key, most, seconds in windows:
+            sent = self._windows[key]
+            while sent and sent[0] <= now - seconds:
+                sent.popleft()
+            if len(sent) >= most:
+                self.too_many += 1
+                wait = max(1, math.ceil(sent[0] + seconds - now))
+                raise _ApiError(
+                    429, f"Too Many Requests: retry after {wait}", {"retry_after": wait}
+                )
+        for key, _, _ in windows:
+            self._windows[key].append(now)
+
     # ---------------------------------------------------------------- failure injection
 
     def fail_next(
@@ -1325,7 +1375,11 @@ class BotApiStub:
             return self._chat(chat_id)["id"]
         return chat_id
 
-    def _check_can_send(self, chat_id: ChatId) -> None:
+    def _check_can_send(
+        self, chat_id: ChatId, *, counted: bool = True, params: JSONDict | None = None
+    ) -> None:
+        if counted and self.limits is not None:
+            self._within_limits(chat_id, params or {})
         if chat_id in self.migrated_chats:
             raise _ApiError(
                 400,
@@ -1609,7 +1663,7 @@ class BotApiStub:
             raise _bad_request("message text is empty")
         if _utf16_len(text) > _MAX_TEXT:
             raise _bad_request("message is too long")
-        self._check_can_send(chat_id)
+        self._check_can_send(chat_id, params=params)
         message = self._new_bot_message(chat_id, params)
         message["text"] = text
         extra = {"raw_text": raw, "parse_mode": params.get("parse_mode")}
@@ -1631,7 +1685,7 @@ class BotApiStub:
             raise _bad_request(f"there is no {kind} in the request")
         markup = _check_markup(params.get("reply_markup"))
         caption, extra = self._caption(params)
-        self._check_can_send(chat_id)
+        self._check_can_send(chat_id, params=params)
         stored, url = self._resolve_file(params[kind], kind)
         message = self._new_bot_message(chat_id, params)
         message[kind] = self._media_object(kind, stored, url, params)
@@ -1761,7 +1815,8 @@ class BotApiStub:
             return True  # messages sent via inline mode are not stored
         chat_id = self._chat_id(params)
         if isinstance(chat_id, int) and chat_id < 0:
-            self._check_can_send(chat_id)  # a group that kicked the bot refuses edits too
+            # A group that kicked the bot refuses edits too (edits are not rate counted here).
+            self._check_can_send(chat_id, counted=False)
         message = self._messages.get((chat_id, params.get("message_id")))  # type: ignore[arg-type]
         if message is None:
             raise _bad_request("message to edit not found")
@@ -1819,7 +1874,7 @@ class BotApiStub:
         return True
 
     async def _send_chat_action(self, method: str, params: JSONDict) -> Any:
-        self._check_can_send(self._chat_id(params))
+        self._check_can_send(self._chat_id(params), counted=False)
         return True
 
     async def _get_file(self, method: str, params: JSONDict) -> Any:

@@ -4,7 +4,7 @@ right after each send, and counted.
 
 A row is marked sent in its own transaction as soon as it went out, and claims are small, so a
 crash can send twice only the rows that were in flight: those claimed and not yet settled are
-offered again after CLAIM_TIMEOUT.
+offered again after `reclaim_after` (configuration): far longer than a batch takes to send.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from services.sql import is_postgres
 
 QUEUED, IN_FLIGHT, SENT, UNREACHABLE, FAILED = "queued", "sending", "sent", "unreachable", "failed"
 MAX_ATTEMPTS = 5
-CLAIM_TIMEOUT = timedelta(minutes=2)
+RECLAIM_AFTER = timedelta(minutes=1)
 BACKOFF = timedelta(seconds=10)
 MAX_BACKOFF = timedelta(minutes=15)
 
@@ -62,6 +62,7 @@ async def claim(
     *,
     reach: Mapping[str, frozenset[str] | None],
     limit: int = 8,
+    reclaim_after: timedelta = RECLAIM_AFTER,
 ) -> list[Claimed]:
     """Up to `limit` due rows this process can send (`reach`), oldest first, marked in
     flight."""
@@ -76,7 +77,7 @@ async def claim(
                     BroadcastDelivery.next_attempt_at <= now,
                 ),
                 (BroadcastDelivery.status == IN_FLIGHT)
-                & (BroadcastDelivery.claimed_at < now - CLAIM_TIMEOUT),
+                & (BroadcastDelivery.claimed_at < now - reclaim_after),
             ),
         )
         .order_by(BroadcastDelivery.id)

@@ -1,0 +1,172 @@
+"""Broadcasts through the real Telegram adapter and the Bot API stub (issue 13): a 429 waited
+out at no attempt's cost, blocked people marked unreachable until they write again, a group's
+limit kept, paid broadcasts flagged, replies to residents ahead of a running broadcast, and two
+dispatchers on PostgreSQL sharing one broadcast without a double send, together within the
+limits the stub enforces."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from bot.app import Linli, assemble
+from models import BroadcastDelivery, Identity
+from services.broadcasts import compose, deliveries
+from tests.broadcast_cast import linked_groups, residents_with_chats
+from tests.conftest import FakeClock, settings_for
+from tests.telegram_harness import TelegramUser, running_bot, telegram_env
+from tests.telegram_stub import BotApiStub, Limits
+
+
+async def announce(
+    bot: Linli, clock: FakeClock, text: str, *, private: bool = True, groups: bool = False
+) -> int:
+    async with bot.transaction() as session:
+        made, _ = await compose.create(
+            session,
+            author_id=None,
+            text=text,
+            keys=["community"],
+            private=private,
+            groups=groups,
+            ack=False,
+            send_at=clock(),
+            now=clock(),
+        )
+        return made.id
+
+
+def copies(stub: BotApiStub, text: str) -> Counter[str]:
+    """How many times each chat got a message with this text."""
+    return Counter(
+        str(m["chat_id"]) for m in stub.sent if text in (m.get("text") or m.get("caption") or "")
+    )
+
+
+async def test_a_429_costs_no_attempt_and_a_blocked_person_is_unreachable_until_they_write(
+    db_url: str, stub: BotApiStub, clock: FakeClock
+) -> None:
+    async with running_bot(db_url, stub, clock) as bot:
+        chats = await residents_with_chats(bot, 6, clock())
+        stub.blocked_chats.add(int(chats[2]))
+        stub.fail_next("sendMessage", 429, retry_after=3)
+        broadcast = await announce(bot, clock, "<b>Water</b> off at 9")
+        await bot.broadcasts.run_once()
+        # One send was refused with retry_after 3: the channel waits it out (the clock says).
+        async with bot.sessions() as session:
+            waiting = (
+                await session.scalars(
+                    select(BroadcastDelivery).where(BroadcastDelivery.status == "queued")
+                )
+            ).all()
+        assert len(waiting) == 1 and waiting[0].attempts == 0  # the 429 counted no attempt
+        assert waiting[0].next_attempt_at == clock() + timedelta(seconds=3)
+        clock.advance(seconds=4)
+        await bot.broadcasts.run_once()
+        got = copies(stub, "Water off at 9")
+        assert got == {chat: 1 for chat in chats if chat != chats[2]}
+        # The text went as HTML: Telegram rendered the bold.
+        sent = next(m for m in stub.sent if "Water off at 9" in (m.get("text") or ""))
+        assert sent["parse_mode"] == "HTML" and sent["raw_text"] == "<b>Water</b> off at 9"
+        async with bot.sessions() as session:
+            counts = await deliveries.counts(session, broadcast)
+            blocked = await session.scalar(
+                select(Identity.private_chat_id).where(Identity.external_id == chats[2])
+            )
+        assert (counts.delivered, counts.unreachable, counts.failed, counts.queued) == (5, 1, 0, 0)
+        assert blocked is None
+        # They unblock the bot and write: reachable again, and the next broadcast reaches them.
+        stub.blocked_chats.discard(int(chats[2]))
+        person = TelegramUser(stub, int(chats[2]), "Resident 2")
+        await person.send("/help", expect="")
+        await announce(bot, clock, "Lift repaired")
+        await bot.broadcasts.run_once()
+        assert copies(stub, "Lift repaired")[chats[2]] == 1
+
+
+async def test_a_group_gets_no_more_than_its_limit(
+    db_url: str, stub: BotApiStub, clock: FakeClock
+) -> None:
+    """The stub allows a group 3 messages in any 2 s (Telegram: 20 a minute); the bot keeps
+    to 80 a minute (1.33 a second), so six announcements in a row pass with no 429."""
+    stub.limits = Limits(per_group_per_minute=3, group_seconds=2.0)
+    env = {"LINLI_TELEGRAM__GROUP_MESSAGES_PER_MINUTE": "80"}
+    async with running_bot(db_url, stub, clock, **env) as bot:
+        (group,) = await linked_groups(bot, 1, clock())
+        for n in range(6):
+            await announce(bot, clock, f"Notice {n}", private=False, groups=True)
+        await bot.broadcasts.run_once()
+        assert stub.too_many == 0
+        assert sorted(m["text"] for m in stub.sent if str(m["chat_id"]) == group) == [
+            f"Notice {n}" for n in range(6)
+        ]
+
+
+async def test_paid_broadcasts_are_flagged_and_replies_are_not(
+    db_url: str, stub: BotApiStub, clock: FakeClock
+) -> None:
+    async with running_bot(db_url, stub, clock, LINLI_TELEGRAM__PAID_BROADCAST="true") as bot:
+        await residents_with_chats(bot, 3, clock())
+        await announce(bot, clock, "Paid for")
+        await bot.broadcasts.run_once()
+        amy = TelegramUser(stub, 9001, "Amy")
+        await amy.send("/help", expect="")
+    broadcast = [c for c in stub.calls_to("sendMessage") if c.get("text") == "Paid for"]
+    replies = [c for c in stub.calls_to("sendMessage") if int(c["chat_id"]) == 9001]
+    assert len(broadcast) == 3 and all(c.get("allow_paid_broadcast") for c in broadcast)
+    assert replies and not any(c.get("allow_paid_broadcast") for c in replies)
+
+
+async def test_a_reply_to_a_resident_goes_ahead_of_a_running_broadcast(
+    db_url: str, stub: BotApiStub, clock: FakeClock
+) -> None:
+    """With Telegram's limits on, a broadcast to 90 people runs at the bot's pace (about 3 s);
+    Amy writes in the middle of it and her answer takes the next slot: at most a couple of the
+    broadcast's messages go out between her message and the answer. No 429 at all."""
+    stub.limits = Limits()
+    async with running_bot(db_url, stub, clock) as bot:
+        amy = TelegramUser(stub, 9001, "Amy")
+        await amy.send("/help", expect="")
+        await residents_with_chats(bot, 90, clock())
+        await announce(bot, clock, "Election day")
+        running = asyncio.create_task(bot.broadcasts.run_once())
+        await stub.wait_for_message(700_029, contains="Election day", timeout=10)
+        mark = len(stub.sent)
+        answer = await amy.send("/help", expect="")
+        between = sum("Election day" in (m.get("text") or "") for m in stub.sent[mark:])
+        before = stub.sent.index(answer)
+        ahead = sum("Election day" in (m.get("text") or "") for m in stub.sent[mark:before])
+        assert ahead <= 3, (ahead, between)
+        await running
+        assert len(copies(stub, "Election day")) == 90 and stub.too_many == 0
+
+
+async def test_two_dispatchers_on_postgresql_share_a_broadcast_without_a_double_send(
+    db_url: str, stub: BotApiStub, clock: FakeClock
+) -> None:
+    """Two processes' worth of the bot on one database, each sending through its own Telegram
+    channel: they claim different rows (SKIP LOCKED), and their shared pace keeps the two
+    together within the bot's 30 a second (the stub answers 429 past it)."""
+    if not db_url.startswith("postgresql"):
+        import pytest
+
+        pytest.skip("SQLite has one writer: one dispatcher")
+    stub.limits = Limits()
+    async with running_bot(db_url, stub, clock) as first:
+        second = assemble(settings_for(db_url, **telegram_env(stub)), clock=clock)
+        assert second.telegram is not None
+        await second.telegram.app.initialize()
+        try:
+            chats = await residents_with_chats(first, 150, clock())
+            await announce(first, clock, "Shared out")
+            sent = await asyncio.gather(first.broadcasts.run_once(), second.broadcasts.run_once())
+        finally:
+            await second.telegram.app.shutdown()
+            await second.close()
+    assert sorted(sent) == sorted(sent) and sum(sent) == 150
+    assert all(n > 20 for n in sent), sent  # both took part
+    assert copies(stub, "Shared out") == {chat: 1 for chat in chats}
+    assert stub.too_many == 0
