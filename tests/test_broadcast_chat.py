@@ -10,8 +10,9 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.app import Linli
-from models import AuditEntry, Broadcast, BroadcastAck, Role
+from models import AuditEntry, Broadcast, BroadcastAck, GroupChat, Household, Person, Role
 from services import community, people
+from services.broadcasts import compose as compose_service
 from services.people import Grant
 from tests.conftest import FakeClock
 from tests.dialog import Dialog, texts
@@ -139,3 +140,106 @@ async def test_a_scheduled_broadcast_is_listed_and_cancelled(
         assert (await session.scalars(select(Broadcast.status))).all() == ["cancelled"]
         actions = (await session.scalars(select(AuditEntry.action))).all()
         assert "broadcast.create" in actions and "broadcast.cancel" in actions
+
+
+async def test_unacknowledged_get_it_again_then_their_building_head_a_door_knock_list(
+    linli: Linli, clock: FakeClock
+) -> None:
+    """Amy presses [Got it]; Bob does not: after 4 hours (bot.toml) he gets it again, marked
+    as a reminder; 4 hours later the building head gets the list: Bob, and Dee, who has a home
+    but has never written to the bot."""
+    dialog = Dialog(linli)
+    await hire(dialog, "sam", Role.STAFF)
+    await join(dialog, "amy", room="302")
+    await join(dialog, "bob", room="303")
+    await join(dialog, "hal", room="304")
+    hal = await person_id(linli, "hal")
+    async with linli.transaction() as session:
+        building = await community.building_by_name(session, "Building 2")
+        assert building is not None
+        home = Household(building_id=building.id, room="305")
+        session.add(home)
+        await session.flush()
+        session.add(Person(display_name="Dee", status="active", household_id=home.id))
+        await people.grant(session, hal, Grant(Role.BUILDING_HEAD, building_id=building.id))
+    await compose(
+        dialog, "sam", "Gas inspection on Friday", "A building", "Building 2",
+        "Private chats", "Now", "Yes, it is urgent",
+    )  # fmt: skip
+    await dialog.press("sam", "Send")
+    await linli.broadcasts.run_once()
+    await dialog.press("amy", "Got it")
+    await dialog.press("hal", "Got it")
+
+    clock.advance(seconds=3 * 3600)
+    await linli.ticker.tick()
+    await linli.broadcasts.run_once()
+    assert sum("Gas inspection" in t for t in dialog.notices("bob")) == 1  # not yet
+    clock.advance(seconds=3600 + 1)
+    await linli.ticker.tick()
+    await linli.broadcasts.run_once()
+    again = [m for m in dialog.channel.outbox["bob"] if "Gas inspection" in m.text]
+    assert len(again) == 2
+    assert again[-1].text.startswith("Reminder: please confirm you have read this.")
+    assert sum("Gas inspection" in t for t in dialog.notices("amy")) == 1  # she had pressed
+    clock.advance(seconds=4 * 3600 + 1)
+    await linli.ticker.tick()
+    await linli.dispatcher.drain()
+    knock = dialog.notices("hal")[-1]
+    assert knock.startswith("Door-knock list for Building 2:")
+    assert "Room 303: Bob" in knock and "Room 305: Dee (not reachable in chat)" in knock
+    assert "Amy" not in knock and "Room 304" not in knock
+    # Bob presses the reminder's button at last: counted once.
+    await dialog.press("bob", "Got it")
+    async with linli.sessions() as session:
+        assert len((await session.scalars(select(BroadcastAck))).all()) == 3
+    # A second tick sends no second list.
+    clock.advance(seconds=3600)
+    await linli.ticker.tick()
+    await linli.dispatcher.drain()
+    assert sum(t.startswith("Door-knock list") for t in dialog.notices("hal")) == 1
+
+
+async def test_each_audience_reaches_its_people_and_groups(linli: Linli, clock: FakeClock) -> None:
+    """A grid, a building, a role, the followers of a category's open reports, the whole
+    community; private chats, group chats linked within the scope, or both."""
+    dialog = Dialog(linli)
+    await hire(dialog, "sam", Role.STAFF)
+    await join(dialog, "amy", room="302")  # Building 2
+    await join(dialog, "cat", building="Building 1", room="101")
+    await hire(dialog, "gil", Role.GRID_WORKER)
+    async with linli.transaction() as session:
+        b2 = await community.building_by_name(session, "Building 2")
+        b1 = await community.building_by_name(session, "Building 1")
+        assert b1 is not None and b2 is not None
+        for chat, building in (("-11", b1), ("-22", b2)):
+            session.add(
+                GroupChat(
+                    channel="console", chat_id=chat, title=chat, scope="building",
+                    building_id=building.id, linked_at=clock(), seen_at=clock(),
+                )
+            )  # fmt: skip
+        grids = {b1.grid_id, b2.grid_id}
+    reached: dict[str, set[str]] = {}
+    keys = {
+        "community": ["community"],
+        "building 2": [f"building:{b2.id}"],
+        "grid of building 1": [f"grid:{b1.grid_id}"],
+        "grid workers": ["role:grid_worker"],
+    }
+    for name, audience_keys in keys.items():
+        before = {who: len(msgs) for who, msgs in dialog.channel.outbox.items()}
+        async with linli.transaction() as session:
+            await compose_service.create(
+                session, author_id=None, text=name, keys=audience_keys, private=True,
+                groups=True, ack=False, send_at=clock(), now=clock(),
+            )  # fmt: skip
+        await linli.broadcasts.run_once()
+        reached[name] = {
+            who for who, msgs in dialog.channel.outbox.items() if len(msgs) > before.get(who, 0)
+        }
+    assert reached["community"] == {"amy", "cat", "-11", "-22"}
+    assert reached["building 2"] == {"amy", "-22"}
+    if len(grids) == 2:
+        assert reached["grid of building 1"] == {"cat", "-11"}
+    assert reached["grid workers"] == {"gil"}
