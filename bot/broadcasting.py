@@ -104,37 +104,46 @@ class BroadcastDispatcher:
                 pass
 
     async def run_once(self) -> int:
-        """Claim and send until no row is due now; how many were sent."""
+        """Send until no row is due now; how many were sent. Rows are claimed while the ones
+        before them are still going out (when fewer than half a batch are in flight), so the
+        pace never waits for a claim."""
         sent = 0
         async with self._lock:
-            while not self._stopping:
-                now = self.clock()
-                # What this process can send, less a channel waiting out a 429.
-                reach = {
-                    name: sender.reach
-                    for name, sender in self.senders.items()
-                    if self.paused_until.get(name) is None or self.paused_until[name] <= now
-                }
-                if not reach:
-                    return sent
-                async with self.transaction() as session:
-                    claimed = await deliveries.claim(
-                        session,
-                        now,
-                        reach=reach,
-                        limit=self.batch,
-                        reclaim_after=self.reclaim_after,
-                    )
-                    notifier = Notifier(
-                        session, self.catalogs, self.default_locale, now, self.kinds
-                    )
-                    messages = [(row, await self._render(notifier, row)) for row in claimed]
-                if not claimed:
-                    return sent
-                outcomes = await asyncio.gather(*(self._deliver(r, m) for r, m in messages))
-                sent += sum(outcomes)
-                await self._progress({row.broadcast_id for row in claimed})
+            going: set[asyncio.Task[tuple[int, bool]]] = set()
+            touched: set[int] = set()
+            reported = self.clock()
+            while not self._stopping or going:
+                if not self._stopping and len(going) <= self.batch // 2:
+                    for row, message in await self._claim(self.batch - len(going)):
+                        going.add(asyncio.create_task(self._deliver(row, message)))
+                if not going:
+                    break
+                done, going = await asyncio.wait(going, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    broadcast_id, ok = task.result()
+                    touched.add(broadcast_id)
+                    sent += ok
+                if self.clock() - reported >= PROGRESS_EVERY / 3 or not going:
+                    await self._progress(touched)
+                    touched, reported = set(), self.clock()
         return sent
+
+    async def _claim(self, limit: int) -> list[tuple[Claimed, Outgoing]]:
+        now = self.clock()
+        # What this process can send, less a channel waiting out a 429.
+        reach = {
+            name: sender.reach
+            for name, sender in self.senders.items()
+            if self.paused_until.get(name) is None or self.paused_until[name] <= now
+        }
+        if not reach:
+            return []
+        async with self.transaction() as session:
+            claimed = await deliveries.claim(
+                session, now, reach=reach, limit=limit, reclaim_after=self.reclaim_after
+            )
+            notifier = Notifier(session, self.catalogs, self.default_locale, now, self.kinds)
+            return [(row, await self._render(notifier, row)) for row in claimed]
 
     async def _render(self, notifier: Notifier, row: Claimed) -> Outgoing:
         if row.group_chat_id is not None:
@@ -153,7 +162,7 @@ class BroadcastDispatcher:
         )
         return await self.kinds.render(notifier, _Reader(row.person_id, row.locale or None), notice)
 
-    async def _deliver(self, row: Claimed, message: Outgoing) -> bool:
+    async def _deliver(self, row: Claimed, message: Outgoing) -> tuple[int, bool]:
         sender = self.senders[row.channel]
         status, error, retry_at, via = deliveries.SENT, None, None, None
         try:
@@ -180,7 +189,7 @@ class BroadcastDispatcher:
             )
             if status == deliveries.SENT and row.group_chat_id is None:
                 await remember_menu(session, sender, (row.channel, row.chat_id), message, now)
-        return status == deliveries.SENT
+        return row.broadcast_id, status == deliveries.SENT
 
     async def _progress(self, broadcast_ids: set[int]) -> None:
         """The sender's card, at most every PROGRESS_EVERY (claimed by a conditional update,

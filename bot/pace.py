@@ -39,23 +39,45 @@ class NoPace:
         return None
 
 
+class _BulkQueue:
+    """Bulk senders of one key wait their turn in this process, one of them watching for a
+    free slot: two dozen broadcast sends in flight do not all wake at every slot."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def turn(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+
 class MemoryPace:
     """One process: the slots in memory, on the loop's clock."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.next_at: dict[str, float] = {}
+        self.queue = _BulkQueue()
 
     async def wait(self, key: str, interval: float, *, bulk: bool) -> None:
         if interval <= 0:
             return
+        if bulk:
+            async with self.queue.turn(key):
+                await self._take(key, interval, bulk=True)
+        else:
+            await self._take(key, interval, bulk=False)
+
+    async def _take(self, key: str, interval: float, *, bulk: bool) -> None:
         while True:
             now = self.clock()
-            slot = max(self.next_at.get(key, now), now)
+            planned = self.next_at.get(key, now)
+            slot = max(planned, now)
             if bulk and slot > now:
                 await asyncio.sleep(slot - now)
                 continue  # someone interactive may have taken it meanwhile
-            self.next_at[key] = slot + interval
+            # A slot taken a little late (waking up costs time) does not push every later
+            # one back: up to half an interval of lateness is caught up.
+            self.next_at[key] = max(planned, now - interval / 2) + interval
             if slot > now:
                 await asyncio.sleep(slot - now)
             return
@@ -67,7 +89,7 @@ _STEP = bindparam("step", type_=Interval())
 _TAKE_FREE = (
     update(SendPace)
     .where(SendPace.key == bindparam("k"), SendPace.next_at <= _NOW)
-    .values(next_at=_NOW + _STEP)
+    .values(next_at=func.greatest(SendPace.next_at, _NOW - _STEP / 2) + _STEP)
     .returning(SendPace.next_at)
 )
 _TAKE_NEXT = (
@@ -86,10 +108,18 @@ class DatabasePace:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.known: set[str] = set()
+        self.queue = _BulkQueue()
 
     async def wait(self, key: str, interval: float, *, bulk: bool) -> None:
         if interval <= 0:
             return
+        if bulk:
+            async with self.queue.turn(key):
+                await self._take(key, interval, bulk=True)
+        else:
+            await self._take(key, interval, bulk=False)
+
+    async def _take(self, key: str, interval: float, *, bulk: bool) -> None:
         step = timedelta(seconds=interval)
         if key not in self.known:
             async with self.engine.begin() as connection:

@@ -1246,6 +1246,7 @@ class BotApiStub:
 
     def _record_sent(self, entry: JSONDict) -> JSONDict:
         entry["index"] = len(self.sent)
+        entry["at"] = time.monotonic()  # when it arrived (benches measure rates by it)
         self.sent.append(entry)
         event, self._sent_changed = self._sent_changed, asyncio.Event()
         event.set()
