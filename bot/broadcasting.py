@@ -16,7 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import false, or_, true, update
+from sqlalchemy import false, or_, select, true, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.delivery import RateLimited, RecipientBlocked, Sender, remember_menu
 from handlers.broadcasts.notices import ACK, MESSAGE, progress_notice
@@ -24,7 +25,7 @@ from handlers.flow import Notifier
 from handlers.i18n import Catalogs
 from handlers.messages import Outgoing
 from handlers.notices import NoticeKinds
-from models import Broadcast
+from models import Broadcast, Person
 from services.broadcasts import deliveries
 from services.broadcasts.deliveries import Claimed
 from services.notices import GroupNotice, Notice
@@ -191,6 +192,13 @@ class BroadcastDispatcher:
                 await remember_menu(session, sender, (row.channel, row.chat_id), message, now)
         return row.broadcast_id, status == deliveries.SENT
 
+    async def _edits_for(self, session: AsyncSession, person_id: int) -> bool:
+        """Whether the app the person uses shows a card updated in place: elsewhere (WeChat)
+        each update would be a new message, so they get only the final report."""
+        channel = await session.scalar(select(Person.last_channel).where(Person.id == person_id))
+        sender = self.senders.get(channel or "")
+        return sender is None or sender.capabilities.edits
+
     async def _progress(self, broadcast_ids: set[int]) -> None:
         """The sender's card, at most every PROGRESS_EVERY (claimed by a conditional update,
         so two processes do not both edit it), and the final report once the last row is
@@ -214,7 +222,7 @@ class BroadcastDispatcher:
                     .values(progress_at=now)
                     .returning(Broadcast.author_id)
                 )
-                if author is not None:
+                if author is not None and (finished or await self._edits_for(session, author)):
                     notifier = Notifier(
                         session, self.catalogs, self.default_locale, now, self.kinds
                     )

@@ -86,10 +86,11 @@ class MemoryPace:
 _TABLE = SendPace.__table__
 _NOW = bindparam("now", type_=DateTime(timezone=True))
 _STEP = bindparam("step", type_=Interval())
+_HALF_STEP = bindparam("half", type_=Interval())
 _TAKE_FREE = (
     update(SendPace)
     .where(SendPace.key == bindparam("k"), SendPace.next_at <= _NOW)
-    .values(next_at=func.greatest(SendPace.next_at, _NOW - _STEP / 2) + _STEP)
+    .values(next_at=func.greatest(SendPace.next_at, _NOW - _HALF_STEP) + _STEP)
     .returning(SendPace.next_at)
 )
 _TAKE_NEXT = (
@@ -133,7 +134,7 @@ class DatabasePace:
             self.known.add(key)
         while True:
             now = datetime.now(UTC)
-            params = {"k": key, "now": now, "step": step}
+            params = {"k": key, "now": now, "step": step, "half": step / 2}
             async with self.engine.begin() as connection:
                 taken = (
                     await connection.execute(_TAKE_FREE if bulk else _TAKE_NEXT, params)

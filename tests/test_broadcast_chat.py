@@ -10,7 +10,17 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.app import Linli
-from models import AuditEntry, Broadcast, BroadcastAck, GroupChat, Household, Person, Role
+from models import (
+    AuditEntry,
+    Broadcast,
+    BroadcastAck,
+    GroupChat,
+    Household,
+    Person,
+    Report,
+    ReportFollower,
+    Role,
+)
 from services import community, people
 from services.broadcasts import compose as compose_service
 from services.people import Grant
@@ -220,8 +230,19 @@ async def test_each_audience_reaches_its_people_and_groups(linli: Linli, clock: 
                 )
             )  # fmt: skip
         grids = {b1.grid_id, b2.grid_id}
+    await join(dialog, "dan", room="303")
+    await join(dialog, "eve", room="304")
+    amy, dan, eve = [await person_id(linli, name) for name in ("amy", "dan", "eve")]
+    async with linli.transaction() as session:
+        # Amy's leak is open and Dan follows it; Eve's leak was closed; nobody reported a lamp.
+        leak = Report(reporter_id=amy, category="leak", state="assigned", owner="property")
+        closed = Report(reporter_id=eve, category="leak", state="closed", owner="property")
+        session.add_all([leak, closed])
+        await session.flush()
+        session.add(ReportFollower(report_id=leak.id, person_id=dan))
     reached: dict[str, set[str]] = {}
     keys = {
+        "leak followers": ["category:leak"],
         "community": ["community"],
         "building 2": [f"building:{b2.id}"],
         "grid of building 1": [f"grid:{b1.grid_id}"],
@@ -238,8 +259,9 @@ async def test_each_audience_reaches_its_people_and_groups(linli: Linli, clock: 
         reached[name] = {
             who for who, msgs in dialog.channel.outbox.items() if len(msgs) > before.get(who, 0)
         }
-    assert reached["community"] == {"amy", "cat", "-11", "-22"}
-    assert reached["building 2"] == {"amy", "-22"}
+    assert reached["community"] == {"amy", "cat", "dan", "eve", "-11", "-22"}
+    assert reached["building 2"] == {"amy", "dan", "eve", "-22"}
     if len(grids) == 2:
         assert reached["grid of building 1"] == {"cat", "-11"}
     assert reached["grid workers"] == {"gil"}
+    assert reached["leak followers"] == {"amy", "dan"}

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
 from bot.app import Linli, assemble
-from models import BroadcastDelivery, Identity
+from models import BroadcastDelivery, Identity, Role
+from services import people
 from services.broadcasts import compose, deliveries
+from services.people import Grant
 from tests.broadcast_cast import linked_groups, residents_with_chats
 from tests.conftest import FakeClock, settings_for
 from tests.telegram_harness import TelegramUser, running_bot, telegram_env
@@ -170,3 +172,54 @@ async def test_two_dispatchers_on_postgresql_share_a_broadcast_without_a_double_
     assert all(n > 20 for n in sent), sent  # both took part
     assert copies(stub, "Shared out") == {chat: 1 for chat in chats}
     assert stub.too_many == 0
+
+
+def test_the_progress_line_reads_as_the_issue_shows_it() -> None:
+    from handlers.broadcasts.notices import progress_line
+    from handlers.i18n import Catalogs
+
+    started = datetime(2026, 12, 4, 8, 0, tzinfo=UTC)
+    counts = deliveries.Counts(queued=4770, delivered=5230)
+    line = progress_line(Catalogs().get("en"), counts, started, started + timedelta(seconds=176.7))
+    assert line == "▓▓▓▓▓░░░░░ 52% · 5,230/10,000 · 29.6/s · ETA 2m41s"
+    chinese = progress_line(
+        Catalogs().get("zh_CN"), counts, started, started + timedelta(seconds=176.7)
+    )
+    assert chinese.endswith("预计还需 2分41秒")
+
+
+async def test_the_senders_card_shows_progress_then_the_final_report(
+    db_url: str, stub: BotApiStub, clock: FakeClock
+) -> None:
+    """Sam sends to 100 residents at Telegram's pace (about 3.5 s): his card is sent once,
+    edited in place as it goes (at most every 3 s of the bot's clock), and ends as the report."""
+    async with running_bot(db_url, stub, clock) as bot:
+        sam = TelegramUser(stub, 8001, "Sam")
+        await sam.send("/help", expect="")
+        async with bot.transaction() as session:
+            person = await people.by_identity(session, "telegram", "8001")
+            assert person is not None
+            await people.grant(session, person.id, Grant(Role.STAFF))
+        await residents_with_chats(bot, 100, clock())
+        async with bot.transaction() as session:
+            made, _ = await compose.create(
+                session, author_id=person.id, text="Trees trimmed on Monday", keys=["community"],
+                private=True, groups=False, ack=False, send_at=clock(), now=clock(),
+            )  # fmt: skip
+        ticking = asyncio.create_task(bot.broadcasts.run_once())
+        await stub.wait_for_message(700_010, contains="Trees trimmed")
+        clock.advance(seconds=4)  # the bot's clock: time for the card
+        first = await stub.wait_for_message(8001, contains=f"Broadcast #{made.id} is going out.")
+        clock.advance(seconds=4)  # and for an edit
+        await ticking
+        await bot.dispatcher.drain()
+    cards = [
+        m for m in stub.sent if m["chat_id"] == 8001 and "Broadcast #" in (m.get("text") or "")
+    ]
+    assert cards[0]["method"] == "sendMessage" and len(cards) >= 2
+    assert all(m["method"] == "editMessageText" for m in cards[1:])
+    assert all(m["message_id"] == first["message_id"] for m in cards)
+    final = cards[-1]["text"]
+    assert final.startswith(f"Broadcast #{made.id} is done.")
+    assert "Delivered 100 · unreachable 0 · failed 0" in final
+    assert "Telegram: 100 delivered, 0 unreachable, 0 failed" in final

@@ -76,15 +76,10 @@ def progress_line(
     filled = BAR * settled // total
     elapsed = max((now - started).total_seconds(), 0.001)
     rate = counts.delivered / elapsed
-    parts = [
-        "▓" * filled + "░" * (BAR - filled),
-        f"{100 * settled // total}%",
-        f"{settled:,}/{counts.total:,}",
-        f"{rate:.1f}/s",
-    ]
+    parts = [f"{100 * settled // total}%", f"{settled:,}/{counts.total:,}", f"{rate:.1f}/s"]
     if counts.queued and rate > 0:
         parts.append(t.gettext("ETA {time}").format(time=_duration(t, counts.queued / rate)))
-    return " · ".join(parts)
+    return "▓" * filled + "░" * (BAR - filled) + " " + " · ".join(parts)
 
 
 CHANNEL_NAMES = {
