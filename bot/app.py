@@ -24,7 +24,7 @@ from bot.channels.telegram import MenuEntry, TelegramChannel
 from bot.channels.wechat import WeChatChannel
 from bot.config import Settings
 from bot.delivery import OutboxDispatcher, Sender
-from bot.pace import DatabasePace, MemoryPace, Pace
+from bot.pace import DatabasePace, MemoryPace, Pace, RedisPace
 from bot.scheduler import Ticker, start_scheduler
 from bot.web import build_web_app, media_route
 from handlers.agenda.schedule import AgendaJobs
@@ -274,11 +274,16 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
         registry.notices,
         after_notices=dispatcher.kick,
         reclaim_after=timedelta(seconds=settings.broadcast.reclaim_after_seconds),
+        max_attempts=settings.broadcast.max_attempts,
     )
-    # Telegram's limits, kept by every process of the bot: in memory for the one process on
-    # SQLite, in the database when processes share PostgreSQL.
+    # Telegram's limits, kept by every process of the bot: in Redis when configured, in the
+    # database when processes share PostgreSQL, else in memory (SQLite's one process).
     pace: Pace = (
-        DatabasePace(store.engine) if store.engine.dialect.name == "postgresql" else MemoryPace()
+        RedisPace(settings.redis.url)
+        if settings.redis.url
+        else DatabasePace(store.engine)
+        if store.engine.dialect.name == "postgresql"
+        else MemoryPace()
     )
     fetchers: dict[str, Fetch] = {}
     dialogue = DialogueEngine(

@@ -61,6 +61,7 @@ class BroadcastDispatcher:
         after_notices: Callable[[], Awaitable[None]] | None = None,
         batch: int = BATCH,
         reclaim_after: timedelta = deliveries.RECLAIM_AFTER,
+        max_attempts: int = deliveries.MAX_ATTEMPTS,
     ) -> None:
         self.transaction = transaction
         self.clock = clock
@@ -72,6 +73,8 @@ class BroadcastDispatcher:
         self.batch = batch
         # Rows another process claimed and never settled (it died) are sent after this long.
         self.reclaim_after = reclaim_after
+        # Errors other than 429 and 403: retried with back-off, then failed with the reason.
+        self.max_attempts = max_attempts
         self.senders: dict[str, Sender] = {}
         self.paused_until: dict[str, datetime] = {}
         self._lock = asyncio.Lock()
@@ -186,7 +189,14 @@ class BroadcastDispatcher:
         async with self.transaction() as session:
             now = self.clock()
             await deliveries.settle(
-                session, row.id, status, now, error=error, retry_at=retry_at, via=via
+                session,
+                row.id,
+                status,
+                now,
+                error=error,
+                retry_at=retry_at,
+                via=via,
+                max_attempts=self.max_attempts,
             )
             if status == deliveries.SENT and row.group_chat_id is None:
                 await remember_menu(session, sender, (row.channel, row.chat_id), message, now)

@@ -324,6 +324,14 @@ class BroadcastSettings(_Section):
     # A message claimed by a process that died before saying it was sent goes out after this
     # long (it may have gone: the only case that can send one twice).
     reclaim_after_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # Other errors are retried with back-off up to this many attempts, then counted failed.
+    max_attempts: int = Field(default=5, ge=1, le=20)
+
+
+class RedisSettings(_Section):
+    # Where every process of the bot keeps Telegram's send pace (bot/pace.py); empty: in the
+    # database (PostgreSQL) or in memory (SQLite's one process).
+    url: str = ""
 
 
 class LogSettings(_Section):
@@ -350,6 +358,7 @@ class Settings(BaseSettings):
     points: PointsSettings = Field(default_factory=PointsSettings)
     agenda: AgendaSettings = Field(default_factory=AgendaSettings)
     broadcast: BroadcastSettings = Field(default_factory=BroadcastSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

@@ -8,7 +8,8 @@ slot at once, even one in the near future, and wait for it; bulk sends (broadcas
 only when it is free now, and otherwise wait and look again, so an answer to a resident jumps
 the broadcast's queue and waits at most one interval. One process on SQLite keeps the state in
 memory; processes sharing PostgreSQL keep it in the `send_pace` table, each take one
-conditional UPDATE.
+conditional UPDATE; with `[redis] url` configured, in Redis, each take one script on Redis's
+own clock.
 """
 
 from __future__ import annotations
@@ -50,12 +51,10 @@ class _BulkQueue:
         return self._locks.setdefault(key, asyncio.Lock())
 
 
-class MemoryPace:
-    """One process: the slots in memory, on the loop's clock."""
+class _QueuedPace:
+    """What both paces share: bulk senders of one key take turns in this process."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self.next_at: dict[str, float] = {}
+    def __init__(self) -> None:
         self.queue = _BulkQueue()
 
     async def wait(self, key: str, interval: float, *, bulk: bool) -> None:
@@ -66,6 +65,18 @@ class MemoryPace:
                 await self._take(key, interval, bulk=True)
         else:
             await self._take(key, interval, bulk=False)
+
+    async def _take(self, key: str, interval: float, *, bulk: bool) -> None:
+        raise NotImplementedError
+
+
+class MemoryPace(_QueuedPace):
+    """One process: the slots in memory, on the loop's clock."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.clock = clock
+        self.next_at: dict[str, float] = {}
 
     async def _take(self, key: str, interval: float, *, bulk: bool) -> None:
         while True:
@@ -102,23 +113,14 @@ _TAKE_NEXT = (
 _NEXT = select(SendPace.next_at).where(SendPace.key == bindparam("k"))
 
 
-class DatabasePace:
+class DatabasePace(_QueuedPace):
     """Processes sharing PostgreSQL: the slots in `send_pace`, each taken by one conditional
     UPDATE in its own short transaction (the row is locked only for that statement)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__()
         self.engine = engine
         self.known: set[str] = set()
-        self.queue = _BulkQueue()
-
-    async def wait(self, key: str, interval: float, *, bulk: bool) -> None:
-        if interval <= 0:
-            return
-        if bulk:
-            async with self.queue.turn(key):
-                await self._take(key, interval, bulk=True)
-        else:
-            await self._take(key, interval, bulk=False)
 
     async def _take(self, key: str, interval: float, *, bulk: bool) -> None:
         step = timedelta(seconds=interval)
@@ -149,3 +151,48 @@ class DatabasePace:
                 return
             assert free_at is not None
             await asyncio.sleep(max((free_at - now).total_seconds(), 0.001))
+
+
+# One take, atomically on Redis's clock (KEYS[1]: the key; ARGV: the interval in microseconds,
+# 1 for a bulk take). Returns {taken, slot or next free time, now}, in microseconds.
+_REDIS_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local step = tonumber(ARGV[1])
+local planned = tonumber(redis.call('GET', KEYS[1]) or now)
+if ARGV[2] == '1' then
+  if planned > now then return {0, planned, now} end
+  redis.call('SET', KEYS[1], math.max(planned, now - step / 2) + step, 'PX', 60000)
+  return {1, now, now}
+end
+local slot = math.max(planned, now)
+redis.call('SET', KEYS[1], slot + step, 'PX', 60000)
+return {1, slot, now}
+"""
+
+
+class RedisPace(_QueuedPace):
+    """Processes (on one machine or several) sharing Redis (`[redis] url`): the slots in Redis,
+    on Redis's clock, each take one script."""
+
+    def __init__(self, url: str, *, prefix: str = "linli:pace:") -> None:
+        super().__init__()
+        import redis.asyncio as redis  # only when configured
+
+        self.client = redis.from_url(url)
+        self.prefix = prefix
+        self.script = self.client.register_script(_REDIS_TAKE)
+
+    async def _take(self, key: str, interval: float, *, bulk: bool) -> None:
+        step = int(interval * 1_000_000)
+        while True:
+            taken, at, now = await self.script(keys=[self.prefix + key], args=[step, int(bulk)])
+            wait = (int(at) - int(now)) / 1_000_000
+            if taken:
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                return
+            await asyncio.sleep(max(wait, 0.001))
+
+    async def close(self) -> None:
+        await self.client.aclose()

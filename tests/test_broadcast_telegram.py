@@ -223,3 +223,27 @@ async def test_the_senders_card_shows_progress_then_the_final_report(
     assert final.startswith(f"Broadcast #{made.id} is done.")
     assert "Delivered 100 · unreachable 0 · failed 0" in final
     assert "Telegram: 100 delivered, 0 unreachable, 0 failed" in final
+
+
+async def test_other_errors_back_off_then_fail_with_the_reason(
+    db_url: str, stub: BotApiStub, clock: FakeClock
+) -> None:
+    async with running_bot(db_url, stub, clock, LINLI_BROADCAST__MAX_ATTEMPTS="2") as bot:
+        (chat,) = await residents_with_chats(bot, 1, clock())
+        for _ in range(2):
+            stub.fail_next("sendMessage", 500, "Internal Server Error: try later", retry_after=None)
+        broadcast = await announce(bot, clock, "Boiler check")
+        await bot.broadcasts.run_once()
+        async with bot.sessions() as session:
+            row = (await session.scalars(select(BroadcastDelivery))).one()
+        assert (row.status, row.attempts) == ("queued", 1)
+        assert row.next_attempt_at == clock() + timedelta(seconds=10)  # the back-off
+        clock.advance(seconds=11)
+        await bot.broadcasts.run_once()
+        async with bot.sessions() as session:
+            row = (await session.scalars(select(BroadcastDelivery))).one()
+            counts = await deliveries.counts(session, broadcast)
+        assert (row.status, row.attempts) == ("failed", 2)
+        assert row.last_error is not None and "Internal Server Error" in row.last_error
+        assert (counts.failed, counts.delivered) == (1, 0)
+        assert copies(stub, "Boiler check")[chat] == 0

@@ -116,9 +116,11 @@ async def settle(
     error: str | None = None,
     retry_at: datetime | None = None,
     via: str | None = None,
+    max_attempts: int = MAX_ATTEMPTS,
 ) -> None:
     """status: sent | unreachable | failed | deferred (a 429: queued again at `retry_at`, the
-    attempt given back). A failure with attempts left is queued again after a back-off. An
+    attempt given back). A failure with attempts left (of `max_attempts`) is queued again
+    after a back-off. An
     unreachable private chat is marked so on the person's identity until they write again; an
     unreachable group is one the bot is out of."""
     row = await session.get(BroadcastDelivery, delivery_id, populate_existing=True)
@@ -132,7 +134,7 @@ async def settle(
         assert retry_at is not None
         row.status, row.next_attempt_at = QUEUED, retry_at
         row.attempts = max(row.attempts - 1, 0)
-    elif status == FAILED and row.attempts < MAX_ATTEMPTS:
+    elif status == FAILED and row.attempts < max_attempts:
         row.status, row.next_attempt_at = QUEUED, now + backoff(row.attempts)
     else:
         row.status = status
