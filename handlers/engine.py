@@ -42,7 +42,7 @@ Clock = Callable[[], datetime]
 PAYLOAD_PATTERN = re.compile(r"^([st])([A-Za-z0-9_-]{4,16})\.(\d{1,2})(k?)$")
 # An update that lost a race for its conversation is run again on the state that won.
 STALE_ATTEMPTS = 3
-MEDIA_KINDS = (Kind.PHOTO, Kind.VOICE)
+MEDIA_KINDS = (Kind.PHOTO, Kind.VOICE, Kind.DOCUMENT)
 # Replies the engine did not keep (nothing committed), so there is nothing to forget.
 UNKEPT_OUTCOMES = frozenset({"duplicate", "error", "conflict"})
 EXPIRED = N_("This button has expired. Nothing was changed.")
@@ -225,7 +225,11 @@ class DialogueEngine:
             person_id, stored = found
             if stored is not None and not stored.expired(self.clock()):
                 flow = self.registry.flows.get(stored.state.flow)
+                if incoming.kind is Kind.DOCUMENT:
+                    return flow is not None and flow.takes_documents(stored.state.step)
                 return flow is not None and flow.takes_media(stored.state.step)
+            if incoming.kind is Kind.DOCUMENT:
+                return False  # no flow starts with a document
             photo_flow = self.registry.photo_flow
             return photo_flow is not None and photo_flow.allows(
                 await people.roles_of(session, person_id)

@@ -352,6 +352,8 @@ class Step:
     text: bool = False
     # A photo or a voice note is an answer here: only then is media fetched and decoded.
     media: bool = False
+    # A document (a PDF) is an answer here: only then is one fetched and stored.
+    documents: bool = False
 
 
 class Flow:
@@ -375,6 +377,10 @@ class Flow:
     def takes_media(self, step: str) -> bool:
         found = self.steps.get(step)
         return found is not None and found.media
+
+    def takes_documents(self, step: str) -> bool:
+        found = self.steps.get(step)
+        return found is not None and found.documents
 
     def takes_text(self, step: str) -> bool:
         found = self.steps.get(step)

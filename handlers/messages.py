@@ -21,6 +21,9 @@ class Kind(enum.StrEnum):
     VOICE = "voice"  # kept with a report, for residents who would rather speak than type
     LOCATION = "location"
     CHOICE = "choice"
+    # A file that is not a picture (a PDF): taken only where a step asks for one (staff's
+    # announcements).
+    DOCUMENT = "document"
     # Something we cannot use (video, sticker, contact…); flows answer it politely.
     OTHER = "other"
 
@@ -50,6 +53,7 @@ class FileRef:
     from_document: bool = False
     size: int | None = None
     mime_type: str | None = None
+    name: str = ""  # a document's file name, as sent
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class StoredMedia:
     phash: str | None = None
     # Where an original photo was taken (EXIF GPS, read before stripping), to suggest a place.
     gps: tuple[float, float] | None = None
+    name: str = ""  # a document's file name
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,7 @@ class Incoming:
     payload: str | None = None
     photo: FileRef | None = None
     voice: FileRef | None = None
+    document: FileRef | None = None
     # Filled in by media intake before the update's transaction (handlers/reports/intake.py):
     # the stored file, or why it was refused (too_big, not_an_image, broken, unreadable, …).
     media: StoredMedia | None = None
@@ -123,8 +129,9 @@ def numbered(options: tuple[Option, ...]) -> list[tuple[int, Option]]:
 class Attachment:
     """A file sent ahead of a message: the rest of a report's photos, its voice notes."""
 
-    kind: str  # photo | voice
+    kind: str  # photo | voice | document
     key: str  # the content key in media storage (services/media), never a local path
+    name: str = ""  # a document's file name
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,10 @@ class Broadcast(Base):
     author_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), default=None)
     # Telegram's HTML subset, checked when composed; other channels get it as plain text.
     text: Mapped[str] = mapped_column(Text)
+    # An optional photo (the message's picture) or PDF document (sent ahead of the text).
     media_key: Mapped[str | None] = mapped_column(String(128), default=None)
+    media_kind: Mapped[str | None] = mapped_column(String(16), default=None)  # photo | document
+    media_name: Mapped[str | None] = mapped_column(String(100), default=None)
     # Who: scope and audience keys, e.g. ["community"], ["grid:3", "building:7"],
     # ["role:building_head"], ["category:repair"] (services/broadcasts/audience.py).
     audience: Mapped[list[str]] = mapped_column(JSON)

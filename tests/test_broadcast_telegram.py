@@ -247,3 +247,46 @@ async def test_other_errors_back_off_then_fail_with_the_reason(
         assert row.last_error is not None and "Internal Server Error" in row.last_error
         assert (counts.failed, counts.delivered) == (1, 0)
         assert copies(stub, "Boiler check")[chat] == 0
+
+
+async def test_an_announcement_with_a_pdf_composed_and_received_on_telegram(
+    db_url: str, stub: BotApiStub, clock: FakeClock
+) -> None:
+    """Staff attach a PDF while composing (a file that only claims to be one is refused
+    politely); residents get the document, then the text naming it."""
+    async with running_bot(db_url, stub, clock) as bot:
+        sam = TelegramUser(stub, 8001, "Sam")
+        await sam.send("/help", expect="")
+        async with bot.transaction() as session:
+            person = await people.by_identity(session, "telegram", "8001")
+            assert person is not None
+            await people.grant(session, person.id, Grant(Role.STAFF))
+        chats = await residents_with_chats(bot, 2, clock())
+        await sam.send("/broadcast", expect="Announcements:")
+        await sam.press("New announcement", expect="Type the announcement")
+        await sam.send("<b>Water</b> off: the plan is attached", expect="a PDF document")
+        mark = len(stub.sent)
+        stub.push_update(
+            stub.message_update(
+                8001, document={"file_name": "plan.pdf", "content": b"MZ not a pdf at all"}
+            )
+        )
+        await stub.wait_for_message(8001, contains="not a PDF document", after=mark)
+        mark = len(stub.sent)
+        pdf = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+        stub.push_update(
+            stub.message_update(8001, document={"file_name": "../停水 plan.pdf", "content": pdf})
+        )
+        await stub.wait_for_message(8001, contains="Who is it for?", after=mark)
+        await sam.press("The whole community", expect="Where should it go?")
+        await sam.press("Private chats", expect="When?")
+        await sam.press("Now", expect="Ask for acknowledgement?")
+        preview = await sam.press("No", expect="Preview:")
+        assert "With the document 停水 plan.pdf." in preview["text"]
+        await sam.press("Send", expect="is going out to 2 chats")
+        await bot.broadcasts.run_once()
+    for chat in chats:
+        got = [m for m in stub.sent if str(m["chat_id"]) == chat]
+        assert [m["method"] for m in got] == ["sendDocument", "sendMessage"]
+        assert got[0]["document"]["file_name"] == "停水 plan.pdf"
+        assert got[1]["text"] == "Water off: the plan is attached\n\n📎 停水 plan.pdf"

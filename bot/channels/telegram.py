@@ -50,7 +50,7 @@ from handlers.messages import (
     Reply,
     Sender,
 )
-from handlers.reports.intake import FileTooBig
+from handlers.reports.intake import FileTooBig, is_pdf
 from handlers.start_links import StartLinks
 from services import cards, groups
 from services.media import MediaStorage
@@ -291,6 +291,19 @@ def to_incoming(update: Update, bot_username: str) -> Incoming | None:
                 from_document=True,
                 size=document.file_size,
                 mime_type=document.mime_type,
+            ),
+            **base,
+        )
+    if document is not None and is_pdf(document.mime_type, document.file_name):
+        return Incoming(
+            kind=Kind.DOCUMENT,
+            text=message.caption or "",
+            document=FileRef(
+                document.file_id,
+                from_document=True,
+                size=document.file_size,
+                mime_type=document.mime_type,
+                name=document.file_name or "",
             ),
             **base,
         )
@@ -664,6 +677,10 @@ class TelegramChannel:
         parts: list[Callable[[], Awaitable[object]]] = []
         for attachment in message.attachments:
             data = await self._media(attachment.key)
+            if attachment.kind == "document":
+                name = attachment.name or "document.pdf"
+                parts.append(partial(bot.send_document, chat_id, data, filename=name, **extra))
+                continue
             send = bot.send_voice if attachment.kind == "voice" else bot.send_photo
             parts.append(partial(send, chat_id, data))
         text_sent = False

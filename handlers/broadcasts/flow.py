@@ -18,6 +18,7 @@ from handlers.flow import CANCEL, Context, Flow, Step
 from handlers.i18n import N_
 from handlers.messages import Kind
 from handlers.photo_step import PhotoStep
+from handlers.reports.intake import MAX_DOCUMENT_BYTES
 from handlers.reports.rules import ReportRules
 from models import Broadcast, Building, Grid, Role
 from services.broadcasts import acks, audience, compose, deliveries, html
@@ -56,7 +57,7 @@ class BroadcastFlow(Flow):
     steps: ClassVar[dict[str, Step]] = {
         "menu": Step(),
         "text": Step(ask="_ask_text", text=True),
-        "photo": Step(media=True),
+        "photo": Step(media=True, documents=True),
         "audience": Step(ask="_ask_audience"),
         "part": Step(),
         "where": Step(ask="_ask_where"),
@@ -141,14 +142,38 @@ class BroadcastFlow(Flow):
             self._ask_text(ctx)
             return
         ctx.data["text"] = text
-        PHOTO.ask(ctx, ctx._("You may add a photo. Send it, or choose “No photo”."))
+        self._ask_attachment(ctx)
+
+    def _ask_attachment(self, ctx: Context) -> None:
+        PHOTO.ask(
+            ctx, ctx._("You may add a photo or a PDF document. Send it, or choose “No photo”.")
+        )
 
     async def step_photo(self, ctx: Context) -> None:
         if ctx.cancelled():
             return
+        if ctx.incoming.kind is Kind.DOCUMENT:
+            stored = ctx.incoming.media
+            if stored is None:
+                problem = ctx.incoming.media_problem
+                ctx.say(
+                    ctx._("That PDF is too big: the limit is {mb} MB.").format(
+                        mb=MAX_DOCUMENT_BYTES // (1024 * 1024)
+                    )
+                    if problem == "too_big"
+                    else ctx._("That file is not a PDF document we can pass on.")
+                    if problem == "not_a_pdf"
+                    else ctx._("We could not download that file. Please send it again.")
+                )
+                self._ask_attachment(ctx)
+                return
+            ctx.data["photo"], ctx.data["document"] = stored.key, stored.name
+            await self._ask_audience(ctx)
+            return
         taken, key = PHOTO.answer(ctx, self.media)
         if not taken:
             return
+        ctx.data["document"] = None
         if key is not None and html.check(str(ctx.data["text"]), with_picture=True):
             ctx.say(
                 ctx._(
@@ -156,7 +181,7 @@ class BroadcastFlow(Flow):
                     "text first, or choose “No photo”."
                 ).format(most=html.CAPTION_LIMIT)
             )
-            PHOTO.ask(ctx)
+            self._ask_attachment(ctx)
             return
         ctx.data["photo"] = key
         await self._ask_audience(ctx)
@@ -328,7 +353,9 @@ class BroadcastFlow(Flow):
             ctx.session, [str(ctx.data["audience"])], private=private, groups=groups
         )
         lines = [ctx._("Preview:"), "", html.plain(str(ctx.data["text"])), ""]
-        if ctx.data.get("photo"):
+        if ctx.data.get("document"):
+            lines.append(ctx._("With the document {name}.").format(name=ctx.data["document"]))
+        elif ctx.data.get("photo"):
             lines.append(ctx._("With a photo."))
         for channel, n in sorted(counted.private.items()):
             lines.append(
@@ -382,6 +409,8 @@ class BroadcastFlow(Flow):
             send_at=at,
             now=ctx.now,
             media_key=str(data["photo"]) if data.get("photo") else None,
+            media_kind="document" if data.get("document") else "photo",
+            media_name=str(data["document"]) if data.get("document") else None,
             resend_after=timedelta(hours=self.resend_hours),
         )
         if made.status == compose.SCHEDULED:

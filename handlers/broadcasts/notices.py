@@ -4,11 +4,13 @@ final report, and a building head's door-knock list."""
 
 from __future__ import annotations
 
+import html
+from dataclasses import replace
 from datetime import datetime
 
 from handlers.flow import Context, Notifier
 from handlers.i18n import N_, Translator
-from handlers.messages import Outgoing
+from handlers.messages import Attachment, Outgoing
 from handlers.notices import NoticeKind
 from models import Broadcast, GroupChat
 from services.broadcasts import acks, deliveries
@@ -32,15 +34,30 @@ def _reminder(t: Translator, text: str, round_: int, ack: bool) -> str:
     return text
 
 
+def _announcement(broadcast: Broadcast, text: str) -> Outgoing:
+    """The text, with its photo as the message's picture, or its PDF sent ahead of it (named
+    at the end: a channel that cannot send files still says there is one)."""
+    if broadcast.media_key is None:
+        return Outgoing(text, html=True)
+    if broadcast.media_kind == "document":
+        name = broadcast.media_name or "document.pdf"
+        return Outgoing(
+            f"{text}\n\n📎 {html.escape(name)}",
+            html=True,
+            attachments=(Attachment("document", broadcast.media_key, name),),
+        )
+    return Outgoing(text, html=True, image_key=broadcast.media_key)
+
+
 async def message(notifier: Notifier, t: Translator, notice: Notice) -> Outgoing:
     broadcast = await _broadcast(notifier, notice.subject_id)
     text = _reminder(t, broadcast.text, int(notice.params.get("round", 0)), broadcast.ack)
-    return Outgoing(text, html=True, image_key=broadcast.media_key)
+    return _announcement(broadcast, text)
 
 
 async def group_message(notifier: Notifier, t: Translator, notice: GroupNotice) -> Outgoing:
     broadcast = await _broadcast(notifier, notice.subject_id)
-    sent = Outgoing(broadcast.text, html=True, image_key=broadcast.media_key)
+    sent = _announcement(broadcast, broadcast.text)
     if not broadcast.ack:
         return sent
     group = await notifier.session.get(GroupChat, notice.group_chat_id)
@@ -54,7 +71,7 @@ async def group_message(notifier: Notifier, t: Translator, notice: GroupNotice) 
         chat=(group.channel, group.chat_id),
         keep=True,
     )
-    return Outgoing(sent.text, html=True, image_key=sent.image_key, options=options)
+    return replace(sent, options=options)
 
 
 def _duration(t: Translator, seconds: float) -> str:

@@ -108,6 +108,7 @@ def media_problem(t: Translator, problem: str, rules: ReportRules) -> str:
             "That file is not a photo we can read. Please send a JPEG or PNG."
         ),
         "broken": t.gettext("That photo seems to be damaged or incomplete. Please send it again."),
+        "not_a_pdf": t.gettext("That file is not a PDF document we can pass on."),
     }.get(problem, t.gettext("We could not download that file. Please send it again.")).format(
         mb=megabytes
     )

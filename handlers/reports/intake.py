@@ -40,6 +40,25 @@ log = logging.getLogger("linli.intake")
 Fetch = Callable[[FileRef, int], Awaitable[bytes]]
 
 
+# Telegram lets a bot download files of up to 20 MB; a PDF is stored as it came.
+MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
+PDF_MAGIC = b"%PDF-"
+
+
+def is_pdf(mime_type: str | None, name: str | None) -> bool:
+    """What a platform says of a document: the only kind of document the bot takes."""
+    return mime_type == "application/pdf" or (name or "").lower().endswith(".pdf")
+
+
+def document_name(name: str) -> str:
+    """A file name safe to send on: no path, no control characters, at most 80 characters,
+    ending in .pdf."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = "".join(ch for ch in base if ch.isprintable() and ch not in '<>:"|?*').strip(" .")
+    stem = base[:-4] if base.lower().endswith(".pdf") else base
+    return (stem[:76] or "document") + ".pdf"
+
+
 class FileTooBig(Exception):
     def __init__(self, size: int) -> None:
         super().__init__(f"{size} bytes")
@@ -71,15 +90,25 @@ class MediaIntake:
         unmap_freed_pictures()  # or each decode thread keeps its biggest picture's memory
 
     async def __call__(self, incoming: Incoming) -> Incoming:
-        if not incoming.chat.private or incoming.kind not in (Kind.PHOTO, Kind.VOICE):
+        if not incoming.chat.private or incoming.kind not in (
+            Kind.PHOTO,
+            Kind.VOICE,
+            Kind.DOCUMENT,
+        ):
             return incoming
-        ref = incoming.photo if incoming.kind is Kind.PHOTO else incoming.voice
+        ref = {
+            Kind.PHOTO: incoming.photo,
+            Kind.VOICE: incoming.voice,
+            Kind.DOCUMENT: incoming.document,
+        }[incoming.kind]
         fetch = self.fetchers.get(incoming.channel)
         if ref is None or fetch is None:
             return replace(incoming, media_problem="unreadable")
         if incoming.kind is Kind.PHOTO:
             async with self.decodes:
                 return await self._take(incoming, ref, fetch, self.limits.max_bytes)
+        if incoming.kind is Kind.DOCUMENT:
+            return await self._take(incoming, ref, fetch, MAX_DOCUMENT_BYTES)
         return await self._take(incoming, ref, fetch, self.max_voice_bytes)
 
     async def _take(self, incoming: Incoming, ref: FileRef, fetch: Fetch, limit: int) -> Incoming:
@@ -101,11 +130,21 @@ class MediaIntake:
                 # As asyncio.to_thread does, but in the decode threads: with the context.
                 run = functools.partial(copy_context().run, self._store, incoming.kind, data)
                 media = await asyncio.get_running_loop().run_in_executor(self._decoders, run)
+            elif incoming.kind is Kind.DOCUMENT:
+                media = await asyncio.to_thread(self._store_document, data, ref.name)
             else:
                 media = await asyncio.to_thread(self._store, incoming.kind, data)
         except MediaRejected as rejected:
             return replace(incoming, media_problem=rejected.reason)
         return replace(incoming, media=media)
+
+    def _store_document(self, data: bytes, name: str) -> StoredMedia:
+        """A PDF as it came (it is passed on, never opened here), under its content's hash."""
+        if not data.startswith(PDF_MAGIC):
+            raise MediaRejected("not_a_pdf")
+        key = hashlib.sha256(data).hexdigest()
+        self.storage.put(key, data)
+        return StoredMedia("document", key, name=document_name(name))
 
     def _store(self, kind: Kind, data: bytes) -> StoredMedia:
         if kind is Kind.VOICE:

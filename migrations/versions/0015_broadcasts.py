@@ -36,6 +36,8 @@ def upgrade() -> None:
         sa.Column("author_id", sa.Integer(), nullable=True),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("media_key", sa.String(length=128), nullable=True),
+        sa.Column("media_kind", sa.String(length=16), nullable=True),
+        sa.Column("media_name", sa.String(length=100), nullable=True),
         sa.Column("audience", sa.JSON(), nullable=False),
         sa.Column("private", sa.Boolean(), nullable=False),
         sa.Column("groups", sa.Boolean(), nullable=False),

@@ -60,6 +60,8 @@ async def create(
     send_at: datetime,
     now: datetime,
     media_key: str | None = None,
+    media_kind: str = "photo",
+    media_name: str | None = None,
     resend_after: timedelta | None = None,
 ) -> tuple[Broadcast, int]:
     """The broadcast, and how many chats it went to (0 while it waits for its time); audited."""
@@ -69,6 +71,8 @@ async def create(
         author_id=author_id,
         text=text,
         media_key=media_key,
+        media_kind=media_kind if media_key else None,
+        media_name=media_name if media_key else None,
         audience=list(keys),
         private=private,
         groups=groups,

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from models import (
     AgendaItem,
     AgendaUpdate,
+    Broadcast,
     Conversation,
     OutboxMessage,
     ProcessedUpdate,
@@ -51,6 +52,15 @@ async def referenced_keys(session: AsyncSession) -> set[str]:
             )
             if key
         )
+    # An announcement's photo or document: sent at its time, and again to those who have not
+    # acknowledged it.
+    keys.update(
+        key
+        for key in await session.scalars(
+            select(Broadcast.media_key).where(Broadcast.media_key.is_not(None))
+        )
+        if key
+    )
     documents: list[Any] = list(await session.scalars(select(Conversation.data)))
     documents += list(
         await session.scalars(
