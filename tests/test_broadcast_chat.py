@@ -53,7 +53,7 @@ async def test_staff_send_to_a_building_and_residents_acknowledge(
 
     preview = await compose(
         dialog, "sam", "<b>Water</b> off tomorrow 9–12", "A building", "Building 2",
-        "Private chats", "Now", "Yes, it is urgent",
+        "That's all", "Private chats", "Now", "Yes, it is urgent",
     )  # fmt: skip
     assert "Water off tomorrow 9–12" in preview and "<b>" not in preview
     assert "Console: 2 private chats" in preview and "In all: 2 chats." in preview
@@ -127,7 +127,7 @@ async def test_a_scheduled_broadcast_is_listed_and_cancelled(
     await join(dialog, "amy", room="302")
     preview = await compose(
         dialog, "sam", "Election day: vote at the east gate", "The whole community",
-        "Both", "At a time…",
+        "That's all", "Both", "At a time…",
     )  # fmt: skip
     assert "Type the date and time" in preview
     assert "That is not a date" in texts(await dialog.say("sam", "tomorrow"))
@@ -174,7 +174,7 @@ async def test_unacknowledged_get_it_again_then_their_building_head_a_door_knock
         await people.grant(session, hal, Grant(Role.BUILDING_HEAD, building_id=building.id))
     await compose(
         dialog, "sam", "Gas inspection on Friday", "A building", "Building 2",
-        "Private chats", "Now", "Yes, it is urgent",
+        "That's all", "Private chats", "Now", "Yes, it is urgent",
     )  # fmt: skip
     await dialog.press("sam", "Send")
     await linli.broadcasts.run_once()
@@ -265,3 +265,37 @@ async def test_each_audience_reaches_its_people_and_groups(linli: Linli, clock: 
         assert reached["grid of building 1"] == {"cat", "-11"}
     assert reached["grid workers"] == {"gil"}
     assert reached["leak followers"] == {"amy", "dan"}
+
+
+async def test_several_audiences_in_one_announcement(linli: Linli) -> None:
+    """Two buildings and the grid workers: each person once, the groups of the buildings."""
+    dialog = Dialog(linli)
+    await hire(dialog, "sam", Role.STAFF)
+    await join(dialog, "amy", room="302")
+    await join(dialog, "cat", building="Building 1", room="101")
+    await join(dialog, "dee", building="Building 3", room="101")
+    await hire(dialog, "gil", Role.GRID_WORKER)
+    await dialog.say("sam", "/broadcast")
+    await dialog.press("sam", "New announcement")
+    await dialog.say("sam", "Lifts serviced on Monday")
+    await dialog.press("sam", "No photo")
+    await dialog.press("sam", "A building")
+    await dialog.press("sam", "Building 2")
+    await dialog.press("sam", "Add another")
+    await dialog.press("sam", "A building")
+    more = texts(await dialog.press("sam", "Building 1"))
+    assert more.startswith("For: Building 2, Building 1. Anyone else?")
+    await dialog.press("sam", "Add another")
+    await dialog.press("sam", "A role")
+    assert "Grid workers. Anyone else?" in texts(await dialog.press("sam", "Grid workers"))
+    await dialog.press("sam", "That's all")
+    await dialog.press("sam", "Private chats")
+    await dialog.press("sam", "Now")
+    preview = texts(await dialog.press("sam", "No"))
+    assert "Console: 3 private chats" in preview
+    await dialog.press("sam", "Send")
+    await linli.broadcasts.run_once()
+    got = {
+        who for who, msgs in dialog.channel.outbox.items() if any("Lifts" in m.text for m in msgs)
+    }
+    assert got == {"amy", "cat", "gil"}

@@ -29,6 +29,7 @@ NAME = "broadcast"
 NEW, SCHEDULED, STATUS = "new", "scheduled", "status"
 PRIVATE, GROUPS, BOTH = "private", "groups", "both"
 NOW, LATER, YES, NO, SEND = "now", "later", "yes", "no", "send"
+MORE, NEXT = "more", "next"
 PHOTO = PhotoStep(NAME, "photo", cancel=True)
 ROLE_NAMES = {
     Role.BUILDING_HEAD: N_("Building heads"),
@@ -60,6 +61,7 @@ class BroadcastFlow(Flow):
         "photo": Step(media=True, documents=True),
         "audience": Step(ask="_ask_audience"),
         "part": Step(),
+        "more": Step(ask="_ask_more"),
         "where": Step(ask="_ask_where"),
         "when": Step(ask="_ask_when"),
         "at": Step(text=True),
@@ -250,8 +252,49 @@ class BroadcastFlow(Flow):
             ctx.finish()
             ctx.say(ctx._("Building heads can send announcements to their own buildings only."))
             return
-        ctx.data["audience"] = key
-        if await audience.scope_of(ctx.session, key) is None:
+        chosen = [str(k) for k in self._keys(ctx.data) if k != key] + [key]
+        ctx.data["audience"] = chosen
+        await self._ask_more(ctx)
+
+    @staticmethod
+    def _keys(data: dict[str, object]) -> list[str]:
+        found = data.get("audience")
+        return [str(k) for k in found] if isinstance(found, list) else []
+
+    async def _ask_more(self, ctx: Context) -> None:
+        """Several parts of the community, roles or categories: one more, or on."""
+        names = [await self._name(ctx, key) for key in self._keys(ctx.data)]
+        self._ask(
+            ctx,
+            "more",
+            ctx._("For: {names}. Anyone else?").format(names=", ".join(names)),
+            [(ctx._("Add another"), MORE), (ctx._("That's all"), NEXT)],
+        )
+
+    async def _name(self, ctx: Context, key: str) -> str:
+        kind, _, value = key.partition(":")
+        scope = await audience.scope_of(ctx.session, key)
+        if scope is not None:
+            return scope.name or ctx._("The whole community")
+        if kind == ROLE:
+            return ctx._(next((n for r, n in ROLE_NAMES.items() if r.value == value), value))
+        chinese = ctx.t.locale.startswith("zh")
+        for c in self.media.categories:
+            if c.category.code == value:
+                return c.name_zh if chinese else c.name_en
+        return value
+
+    async def step_more(self, ctx: Context) -> None:
+        if ctx.cancelled():
+            return
+        if ctx.choice == MORE:
+            await self._ask_audience(ctx)
+            return
+        if ctx.choice != NEXT:
+            await self.ask_again(ctx)
+            return
+        scoped = [k for k in self._keys(ctx.data) if await audience.scope_of(ctx.session, k)]
+        if not scoped:
             ctx.data["where"] = PRIVATE  # roles and categories have no group chats
             self._ask_when(ctx)
             return
@@ -350,7 +393,7 @@ class BroadcastFlow(Flow):
     async def _ask_preview(self, ctx: Context) -> None:
         private, groups = self._where(ctx.data)
         counted = await compose.preview(
-            ctx.session, [str(ctx.data["audience"])], private=private, groups=groups
+            ctx.session, self._keys(ctx.data), private=private, groups=groups
         )
         lines = [ctx._("Preview:"), "", html.plain(str(ctx.data["text"])), ""]
         if ctx.data.get("document"):
@@ -402,7 +445,7 @@ class BroadcastFlow(Flow):
             ctx.session,
             author_id=ctx.person.id,
             text=str(data["text"]),
-            keys=[str(data["audience"])],
+            keys=self._keys(data),
             private=private,
             groups=groups,
             ack=bool(data.get("ack")),
