@@ -41,6 +41,17 @@ async def announce(
         return made.id
 
 
+async def staff_on_telegram(bot: Linli, stub: BotApiStub) -> tuple[TelegramUser, int]:
+    """Sam, who has written to the bot, made staff; his client and his person id."""
+    sam = TelegramUser(stub, 8001, "Sam")
+    await sam.send("/help", expect="")
+    async with bot.transaction() as session:
+        person = await people.by_identity(session, "telegram", "8001")
+        assert person is not None
+        await people.grant(session, person.id, Grant(Role.STAFF))
+    return sam, person.id
+
+
 def copies(stub: BotApiStub, text: str) -> Counter[str]:
     """How many times each chat got a message with this text."""
     return Counter(
@@ -194,16 +205,11 @@ async def test_the_senders_card_shows_progress_then_the_final_report(
     """Sam sends to 100 residents at Telegram's pace (about 3.5 s): his card is sent once,
     edited in place as it goes (at most every 3 s of the bot's clock), and ends as the report."""
     async with running_bot(db_url, stub, clock) as bot:
-        sam = TelegramUser(stub, 8001, "Sam")
-        await sam.send("/help", expect="")
-        async with bot.transaction() as session:
-            person = await people.by_identity(session, "telegram", "8001")
-            assert person is not None
-            await people.grant(session, person.id, Grant(Role.STAFF))
+        _, person_id = await staff_on_telegram(bot, stub)
         await residents_with_chats(bot, 100, clock())
         async with bot.transaction() as session:
             made, _ = await compose.create(
-                session, author_id=person.id, text="Trees trimmed on Monday", keys=["community"],
+                session, author_id=person_id, text="Trees trimmed on Monday", keys=["community"],
                 private=True, groups=False, ack=False, send_at=clock(), now=clock(),
             )  # fmt: skip
         ticking = asyncio.create_task(bot.broadcasts.run_once())
@@ -255,12 +261,7 @@ async def test_an_announcement_with_a_pdf_composed_and_received_on_telegram(
     """Staff attach a PDF while composing (a file that only claims to be one is refused
     politely); residents get the document, then the text naming it."""
     async with running_bot(db_url, stub, clock) as bot:
-        sam = TelegramUser(stub, 8001, "Sam")
-        await sam.send("/help", expect="")
-        async with bot.transaction() as session:
-            person = await people.by_identity(session, "telegram", "8001")
-            assert person is not None
-            await people.grant(session, person.id, Grant(Role.STAFF))
+        sam, _ = await staff_on_telegram(bot, stub)
         chats = await residents_with_chats(bot, 2, clock())
         await sam.send("/broadcast", expect="Announcements:")
         await sam.press("New announcement", expect="Type the announcement")
