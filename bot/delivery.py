@@ -13,7 +13,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.messages import Capabilities, Outgoing
-from services import menus, outbox
+from services import menus, outbox, people
 from services.sql import Transaction
 
 log = logging.getLogger("linli.delivery")
@@ -74,6 +74,9 @@ class Outcome:
     retry_at: datetime | None = None
     # Where it was sent: a message with options becomes that chat's menu.
     chat: tuple[str, str] | None = None
+    # Private chats that refused it (the person blocked the bot there): unreachable there
+    # until they write again, as a broadcast marks them.
+    blocked: tuple[tuple[str, str], ...] = ()
 
 
 class OutboxDispatcher:
@@ -155,6 +158,8 @@ class OutboxDispatcher:
                         retry_at=outcome.retry_at,
                         payload=delivery.payload,
                     )
+                    for channel, chat_id in outcome.blocked:
+                        await people.unreachable(session, channel, chat_id)
                     if outcome.chat is not None and delivery.group_chat_id is None:
                         sender = self.senders[outcome.chat[0]]
                         await remember_menu(session, sender, outcome.chat, message, now)
@@ -167,6 +172,7 @@ class OutboxDispatcher:
                 return Outcome("unreachable", "the bot is no longer in the group")
             return Outcome("unreachable", "no private chat on a running channel")
         last_error: str | None = None
+        blocked: list[tuple[str, str]] = []
         for channel, chat_id in reachable:
             paused = self.paused_until.get(channel)
             if paused is not None and paused > self.clock():
@@ -174,9 +180,11 @@ class OutboxDispatcher:
                 return Outcome("deferred", last_error or "waiting out a rate limit", paused)
             try:
                 await self.senders[channel].send(chat_id, message)
-                return Outcome("sent", chat=(channel, chat_id))
+                return Outcome("sent", chat=(channel, chat_id), blocked=tuple(blocked))
             except RecipientBlocked as exc:
                 last_error = f"blocked: {exc}"
+                if delivery.group_chat_id is None:
+                    blocked.append((channel, chat_id))
             except RateLimited as exc:
                 until = self.clock() + timedelta(seconds=exc.retry_after)
                 self.paused_until[channel] = until
@@ -192,4 +200,4 @@ class OutboxDispatcher:
                     "outbox send failed id=%s channel=%s: %s", delivery.message_id, channel, exc
                 )
                 return Outcome("failed", str(exc))
-        return Outcome("blocked", last_error)
+        return Outcome("blocked", last_error, blocked=tuple(blocked))

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import Linli
-from models import AuditEntry, OutboxMessage, Role
+from models import AuditEntry, Identity, OutboxMessage, Role
 from services import community, outbox, people
 from services.people import Grant
 from tests.conftest import FakeClock, fresh_linli, settings_for
@@ -177,7 +177,20 @@ async def test_blocked_user_is_recorded_not_retried(bot: Linli, stub: BotApiStub
     await bot.dispatcher.run_once()
     async with bot.sessions() as session:
         row = await session.scalar(select(OutboxMessage))
+        chat = await session.scalar(
+            select(Identity.private_chat_id).where(Identity.external_id == "9001")
+        )
     assert row is not None and row.status == "blocked"
+    # Unreachable there until they write again (as a broadcast marks them): the next notice
+    # is not tried in that chat, and writing makes it reachable again.
+    assert chat is None
+    stub.blocked_chats.discard(9001)
+    await TelegramUser(stub, 9001, "Back").send("/help", expect="")
+    async with bot.sessions() as session:
+        chat = await session.scalar(
+            select(Identity.private_chat_id).where(Identity.external_id == "9001")
+        )
+    assert chat == "9001"
 
 
 async def test_webhook_mode_checks_secret(db_url: str, stub: BotApiStub, clock: FakeClock) -> None:
