@@ -168,11 +168,11 @@ class BroadcastDispatcher:
 
     async def _deliver(self, row: Claimed, message: Outgoing) -> tuple[int, bool]:
         sender = self.senders[row.channel]
-        status, error, retry_at, via = deliveries.SENT, None, None, None
+        status, error, retry_at, via, lasting = deliveries.SENT, None, None, None, True
         try:
             via = await sender.send(row.chat_id, message, bulk=True)
         except RecipientBlocked as exc:
-            status, error = deliveries.UNREACHABLE, f"blocked: {exc}"
+            status, error, lasting = deliveries.UNREACHABLE, f"blocked: {exc}", exc.lasting
         except RateLimited as exc:
             retry_at = self.clock() + timedelta(seconds=exc.retry_after)
             self.paused_until[row.channel] = retry_at
@@ -197,6 +197,7 @@ class BroadcastDispatcher:
                 retry_at=retry_at,
                 via=via,
                 max_attempts=self.max_attempts,
+                lasting=lasting,
             )
             if status == deliveries.SENT and row.group_chat_id is None:
                 await remember_menu(session, sender, (row.channel, row.chat_id), message, now)

@@ -21,7 +21,15 @@ log = logging.getLogger("linli.delivery")
 
 class RecipientBlocked(Exception):
     """The person blocked the bot or left (or, for a group chat, the bot is no longer in it);
-    retrying will not help."""
+    retrying will not help.
+
+    `lasting`: the chat refuses the bot until the person writes again (a block, an unfollow),
+    so it is marked unreachable; False: only this message cannot go now (WeChat outside its
+    window, with no template for it)."""
+
+    def __init__(self, reason: str, *, lasting: bool = True) -> None:
+        super().__init__(reason)
+        self.lasting = lasting
 
 
 class RateLimited(Exception):
@@ -183,7 +191,7 @@ class OutboxDispatcher:
                 return Outcome("sent", chat=(channel, chat_id), blocked=tuple(blocked))
             except RecipientBlocked as exc:
                 last_error = f"blocked: {exc}"
-                if delivery.group_chat_id is None:
+                if exc.lasting and delivery.group_chat_id is None:
                     blocked.append((channel, chat_id))
             except RateLimited as exc:
                 until = self.clock() + timedelta(seconds=exc.retry_after)

@@ -659,7 +659,9 @@ class WeChatChannel:
         recorded with the reason (`closed`), not retried."""
         template = self.settings.templates.get(message.notice or "")
         if template is None:
-            raise RecipientBlocked(f"{closed}, and no template for {message.notice or 'a reply'}")
+            raise RecipientBlocked(
+                f"{closed}, and no template for {message.notice or 'a reply'}", lasting=False
+            )
         await self.api.call(
             "/cgi-bin/message/template/send",
             json={

@@ -117,12 +117,14 @@ async def settle(
     retry_at: datetime | None = None,
     via: str | None = None,
     max_attempts: int = MAX_ATTEMPTS,
+    lasting: bool = True,
 ) -> None:
     """status: sent | unreachable | failed | deferred (a 429: queued again at `retry_at`, the
     attempt given back). A failure with attempts left (of `max_attempts`) is queued again
     after a back-off. An
-    unreachable private chat is marked so on the person's identity until they write again; an
-    unreachable group is one the bot is out of."""
+    unreachable private chat is marked so on the person's identity until they write again (when
+    `lasting`: a block, not a message that cannot go now); an unreachable group is one the bot
+    is out of."""
     row = await session.get(BroadcastDelivery, delivery_id, populate_existing=True)
     if row is None or row.status != IN_FLIGHT:
         return  # settled by whoever claimed it after a timeout
@@ -138,7 +140,7 @@ async def settle(
         row.status, row.next_attempt_at = QUEUED, now + backoff(row.attempts)
     else:
         row.status = status
-        if status == UNREACHABLE:
+        if status == UNREACHABLE and lasting:
             if row.group_chat_id is not None:
                 await groups.gone(session, row.group_chat_id, now)
             else:
