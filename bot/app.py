@@ -323,7 +323,7 @@ def assemble(settings: Settings, *, clock: Callable[[], datetime] = system_clock
                 agenda_jobs,
                 MediaCollector(reports.storage),
                 points_awards.settle_job,
-                points_rewards.expire_job,
+                points_rewards.expire_due,
                 StatementJob(
                     catalogs,
                     settings.community.default_locale,

@@ -691,21 +691,19 @@ async def _rewards(linli: Linli, args: argparse.Namespace) -> int:
                 ends_at=ends,
                 now=now,
             )
-            await audit.record(session, "reward.add", actor_label="operator", reward=reward.id)
         print(f"reward: {reward.id}")
         return 0
     async with linli.transaction() as session:
         if args.action == "stock":
             if args.stock < 0:
                 raise UsageError("the stock is 0 or more")
-            changed = await points_rewards.set_stock(session, args.reward_id, args.stock)
+            changed = await points_rewards.set_stock(
+                session, args.reward_id, args.stock, now, actor_id=None
+            )
         else:
-            changed = await points_rewards.close(session, args.reward_id)
+            changed = await points_rewards.close(session, args.reward_id, now, actor_id=None)
         if changed is None:
             raise UsageError(f"no reward {args.reward_id}")
-        await audit.record(
-            session, f"reward.{args.action}", actor_label="operator", reward=changed.id
-        )
     print(
         f"reward {changed.id}: stock {changed.stock}, {'offered' if changed.active else 'closed'}"
     )

@@ -18,7 +18,7 @@ from typing import ClassVar, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.i18n import Catalogs, Translator
-from handlers.messages import Capabilities, Incoming, Option, Outgoing
+from handlers.messages import Capabilities, Incoming, Kind, Option, Outgoing
 from handlers.notices import NoticeKinds
 from models import Role
 from services import outbox, people, tickets
@@ -313,19 +313,27 @@ class Context:
         self.say(self._("Cancelled. Nothing was saved."))
         return True
 
-    def finish(self) -> None:
-        """End this conversation; one it interrupted comes back (its question asked again)."""
+    def finish(self) -> dict[str, object]:
+        """End this conversation; one it interrupted comes back (its question asked again).
+        Returns what the ended conversation had gathered: `ctx.data` is no longer it."""
+        gathered = dict(self.data)
         waiting = self.state.data.get(SUSPENDED) if self.state is not None else None
         if isinstance(waiting, dict):
             self.state = FlowState(**waiting)
             self.resumed = True
         else:
             self.state = None
+        return gathered
 
     def abandon(self) -> None:
         """End this conversation and any it interrupted: the person chose something else."""
         self.state = None
         self.resumed = False
+
+    @property
+    def typed(self) -> str:
+        """What the person typed, trimmed; "" for anything else (a photo, a press)."""
+        return self.incoming.text.strip() if self.incoming.kind is Kind.TEXT else ""
 
     @property
     def data(self) -> dict[str, object]:
@@ -426,3 +434,36 @@ class Flow:
 
 
 TicketHandler = Callable[[Context, int, str], Awaitable[None]]
+
+
+class CancellableFlow(Flow):
+    """A flow whose every question ends with [Cancel], and where an answer that is none of the
+    options (a photo, say) gets the question again."""
+
+    def _ask(self, ctx: Context, step: str, text: str, options: Sequence[tuple[str, str]]) -> None:
+        ctx.ask(self.name, step, text, options=[*options, (ctx._("Cancel"), CANCEL)])
+
+    async def _whole_number(self, ctx: Context, least: int, most: int) -> int | None:
+        """A whole number typed (or pressed) within the bounds; else None: cancelled, or the
+        person told and the question asked again."""
+        if ctx.cancelled():
+            return None
+        typed = ctx.choice if ctx.choice is not None and ctx.choice.isdigit() else ctx.typed
+        if typed.isdigit() and least <= int(typed) <= most:
+            return int(typed)
+        ctx.say(
+            ctx._("That is not a whole number from {least} to {most}.").format(
+                least=least, most=most
+            )
+        )
+        await self.ask_again(ctx)
+        return None
+
+    async def _unanswered(self, ctx: Context) -> bool:
+        """Cancelled, or no option chosen: then the question again (True: nothing more to do)."""
+        if ctx.cancelled():
+            return True
+        if ctx.choice is None:
+            await self.ask_again(ctx)
+            return True
+        return False

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers import resident_picker as picker
 from handlers.flow import Context, Flow, Notifier, Step
 from handlers.i18n import N_, Catalogs, Translator
-from handlers.messages import Kind, Outgoing
+from handlers.messages import Outgoing
 from handlers.notices import NoticeKind, NoticeKinds
 from handlers.reports.rules import REPORTER_ROLES
 from models import Building, Role
@@ -175,11 +175,19 @@ class StatementJob:
     default_locale: str
     kinds: NoticeKinds
     timezone: str
+    # The month whose statements are all out: the tick runs every few seconds, and reading a
+    # month of entries again each time would find nothing new (no entry lands in a past month).
+    _done_month: str | None = None
 
     async def __call__(self, session: AsyncSession, now: datetime) -> int:
+        month = statements.previous_month(now, self.timezone).name
+        if month == self._done_month:
+            return 0
         notifier = Notifier(session, self.catalogs, self.default_locale, now, self.kinds)
         sent = await statements.due(session, now, self.timezone)
         await notifier.tell(sent)
+        if not sent:
+            self._done_month = month
         return len(sent)
 
 
@@ -261,14 +269,10 @@ class AwardFlow(picker.PickingFlow):
         )
 
     async def step_amount(self, ctx: Context) -> None:
-        if ctx.cancelled():
+        amount = await self._whole_number(ctx, 1, MAX_AMOUNT)
+        if amount is None:
             return
-        typed = ctx.incoming.text.strip() if ctx.incoming.kind is Kind.TEXT else ""
-        if not typed.isdigit() or not 1 <= int(typed) <= MAX_AMOUNT:
-            ctx.say(ctx._("That is not a whole number from 1 to {most}.").format(most=MAX_AMOUNT))
-            await self._ask_amount(ctx)
-            return
-        ctx.data["rule"], ctx.data["amount"] = None, int(typed)
+        ctx.data["rule"], ctx.data["amount"] = None, amount
         await self._ask_note(ctx)
 
     async def _ask_note(self, ctx: Context) -> None:
@@ -282,7 +286,7 @@ class AwardFlow(picker.PickingFlow):
     async def step_note(self, ctx: Context) -> None:
         if ctx.cancelled():
             return
-        note = " ".join(ctx.incoming.text.split()) if ctx.incoming.kind is Kind.TEXT else ""
+        note = " ".join(ctx.typed.split())
         if not note or len(note) > MAX_NOTE:
             ctx.say(ctx._("Please type a note of 1 to {most} characters.").format(most=MAX_NOTE))
             await self._ask_note(ctx)
@@ -310,9 +314,9 @@ class AwardFlow(picker.PickingFlow):
         if resident is None:
             return
         resident_id = resident.id
-        amount, note = int(ctx.data["amount"]), str(ctx.data["note"])  # type: ignore[call-overload]
-        rule = ctx.data.get("rule")
-        ctx.finish()
+        data = ctx.finish()
+        amount, note = int(data["amount"]), str(data["note"])  # type: ignore[call-overload]
+        rule = data.get("rule")
         await awards.award_by_staff(
             ctx.session,
             resident_id,

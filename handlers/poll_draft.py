@@ -55,7 +55,7 @@ class DraftSteps:
             ctx.finish()
             ctx.say(ctx._("Cancelled. Nothing was saved."))
             return
-        question = " ".join(ctx.incoming.text.split()) if ctx.incoming.kind is Kind.TEXT else ""
+        question = " ".join(ctx.typed.split())
         if not question or len(question) > polls.MAX_QUESTION:
             ctx.say(
                 ctx._("Please type the question, at most {limit} characters.").format(
@@ -85,7 +85,7 @@ class DraftSteps:
         if ctx.choice == DONE and len(chosen) >= polls.MIN_OPTIONS:
             self._ask_choices(ctx)
             return
-        option = " ".join(ctx.incoming.text.split()) if ctx.incoming.kind is Kind.TEXT else ""
+        option = " ".join(ctx.typed.split())
         if not option or len(option) > polls.MAX_OPTION or option in chosen:
             ctx.say(
                 ctx._("Each option is different and at most {limit} characters.").format(
@@ -208,8 +208,7 @@ class DraftSteps:
         )
 
     async def step_confirm(self, ctx: Context) -> None:
-        data = dict(ctx.data)
-        ctx.finish()
+        data = ctx.finish()
         if ctx.choice != "open":
             ctx.say(ctx._("Cancelled. Nothing was saved."))
             return

@@ -277,8 +277,7 @@ class ProxyGrantFlow(picker.PickingFlow):
     async def step_confirm(self, ctx: Context) -> None:
         if await self._unanswered(ctx):
             return
-        data = dict(ctx.data)
-        ctx.finish()
+        data = ctx.finish()
         poll_id, month = _vote_of(data)
         resident_id, proxy_id = int(data.get("resident", 0)), int(data.get("proxy", 0))  # type: ignore[call-overload]
         try:

@@ -4,8 +4,7 @@ is long. Names and rooms show, so the flows that use it are private only."""
 
 from __future__ import annotations
 
-from handlers.flow import CANCEL, Context, Flow
-from handlers.messages import Kind
+from handlers.flow import CancellableFlow, Context
 from models import Building, Person
 from services import community
 from services.voting import proxies
@@ -16,7 +15,7 @@ LISTED = 30
 
 def typed_room(ctx: Context) -> str | None:
     """The room typed instead of a button pressed, tidied ("302", "Room 302" → "302")."""
-    typed = ctx.incoming.text.strip() if ctx.incoming.kind is Kind.TEXT else ""
+    typed = ctx.typed
     if ctx.choice is not None or not typed:
         return None
     return community.normalise_room(typed) or typed[:16]
@@ -56,21 +55,9 @@ def question(
     return "\n".join(lines)
 
 
-class PickingFlow(Flow):
-    """What staff flows that pick a resident share: every question ends with [Cancel], an
-    answer that is no option asks again, and the first question is the building."""
-
-    def _ask(self, ctx: Context, step: str, text: str, options: list[tuple[str, str]]) -> None:
-        ctx.ask(self.name, step, text, options=[*options, (ctx._("Cancel"), CANCEL)])
-
-    async def _unanswered(self, ctx: Context) -> bool:
-        """Cancelled, or no option chosen (a photo, say): then the question again."""
-        if ctx.cancelled():
-            return True
-        if ctx.choice is None:
-            await self.ask_again(ctx)
-            return True
-        return False
+class PickingFlow(CancellableFlow):
+    """What staff flows that pick a resident share: every question ends with [Cancel] (the
+    base), and the first questions are the building, then its residents."""
 
     async def _ask_building(self, ctx: Context) -> None:
         """The first question, in the flow's words (`_ask_which_building`)."""

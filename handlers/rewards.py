@@ -12,15 +12,14 @@ from datetime import datetime, timedelta
 from typing import ClassVar
 from zoneinfo import ZoneInfo
 
-from handlers.flow import Context, Notifier, Step
+from handlers.flow import CancellableFlow, Context, Notifier, Step
 from handlers.i18n import N_, Translator
-from handlers.messages import Kind, Outgoing
+from handlers.messages import Outgoing
 from handlers.notices import NoticeKind
 from handlers.reports.rules import REPORTER_ROLES
-from handlers.resident_picker import PickingFlow
 from handlers.start_links import StartLinks
 from models import Redemption, Reward, Role
-from services import audit, people
+from services import people
 from services.media.storage import MediaStorage
 from services.notices import Notice
 from services.points import ledger, rewards
@@ -61,7 +60,7 @@ def qr_png(data: str) -> bytes:
     return buffer.getvalue()
 
 
-class RewardsFlow(PickingFlow):
+class RewardsFlow(CancellableFlow):
     name = "rewards"
     command = "rewards"
     description = N_("Rewards you can get for your points")
@@ -259,7 +258,7 @@ class RewardsFlow(PickingFlow):
     async def _name(self, ctx: Context, step: str) -> bool:
         if ctx.cancelled():
             return False
-        typed = " ".join(ctx.incoming.text.split()) if ctx.incoming.kind is Kind.TEXT else ""
+        typed = " ".join(ctx.typed.split())
         if not typed or len(typed) > MAX_NAME:
             ctx.say(ctx._("Please type a name of 1 to {most} characters.").format(most=MAX_NAME))
             await self.ask_again(ctx)
@@ -282,21 +281,10 @@ class RewardsFlow(PickingFlow):
             await self._ask_days(ctx)
 
     async def _number(self, ctx: Context, key: str, least: int, most: int) -> bool:
-        if ctx.cancelled():
-            return False
-        typed = ctx.incoming.text.strip() if ctx.incoming.kind is Kind.TEXT else ""
-        if ctx.choice is not None and ctx.choice.isdigit():
-            typed = ctx.choice
-        if not typed.isdigit() or not least <= int(typed) <= most:
-            ctx.say(
-                ctx._("That is not a whole number from {least} to {most}.").format(
-                    least=least, most=most
-                )
-            )
-            await self.ask_again(ctx)
-            return False
-        ctx.data[key] = int(typed)
-        return True
+        number = await self._whole_number(ctx, least, most)
+        if number is not None:
+            ctx.data[key] = number
+        return number is not None
 
     async def _ask_days(self, ctx: Context) -> None:
         self._ask(
@@ -330,8 +318,7 @@ class RewardsFlow(PickingFlow):
     async def step_add_confirm(self, ctx: Context) -> None:
         if await self._unanswered(ctx):
             return
-        data = dict(ctx.data)
-        ctx.finish()
+        data = ctx.finish()
         reward = await rewards.add(
             ctx.session,
             name_zh=str(data["name_zh"]),
@@ -341,9 +328,7 @@ class RewardsFlow(PickingFlow):
             starts_at=ctx.now,
             ends_at=ctx.now + timedelta(days=int(data["days"])),  # type: ignore[call-overload]
             now=ctx.now,
-        )
-        await audit.record(
-            ctx.session, "reward.add", actor_id=ctx.person.id, at=ctx.now, reward=reward.id
+            actor_id=ctx.person.id,
         )
         ctx.say(
             ctx._("Added: {reward}. Residents see it in /rewards now.").format(
@@ -407,13 +392,12 @@ class RewardsFlow(PickingFlow):
             )
             return
         ctx.finish()
-        closed = await rewards.close(ctx.session, int(reward_id or 0))
+        closed = await rewards.close(
+            ctx.session, int(reward_id or 0), ctx.now, actor_id=ctx.person.id
+        )
         if closed is None:
             ctx.say(ctx._("That reward is no longer known here. Nothing was changed."))
             return
-        await audit.record(
-            ctx.session, "reward.close", actor_id=ctx.person.id, at=ctx.now, reward=closed.id
-        )
         ctx.say(
             ctx._(
                 "{reward} is no longer offered. Codes already given can still be picked up."
@@ -423,21 +407,18 @@ class RewardsFlow(PickingFlow):
     async def step_new_stock(self, ctx: Context) -> None:
         if not await self._number(ctx, "stock", 0, MAX_STOCK):
             return
-        data = dict(ctx.data)
-        ctx.finish()
+        data = ctx.finish()
         stock = int(data["stock"])  # type: ignore[call-overload]
-        changed = await rewards.set_stock(ctx.session, int(data["reward"]), stock)  # type: ignore[call-overload]
+        changed = await rewards.set_stock(
+            ctx.session,
+            int(data["reward"]),
+            stock,
+            ctx.now,
+            actor_id=ctx.person.id,  # type: ignore[call-overload]
+        )
         if changed is None:
             ctx.say(ctx._("That reward is no longer known here. Nothing was changed."))
             return
-        await audit.record(
-            ctx.session,
-            "reward.stock",
-            actor_id=ctx.person.id,
-            at=ctx.now,
-            reward=changed.id,
-            stock=stock,
-        )
         ctx.say(
             ctx._("{reward}: {stock} in stock now.").format(
                 reward=name_of(ctx.t, changed), stock=stock
@@ -455,7 +436,7 @@ REFUSED = {
 }
 
 
-class PickupFlow(PickingFlow):
+class PickupFlow(CancellableFlow):
     """`/pickup CODE`, for staff at the service centre: the code typed or its QR code scanned
     (a deep link that opens this command with the code)."""
 
@@ -486,7 +467,7 @@ class PickupFlow(PickingFlow):
     async def step_code(self, ctx: Context) -> None:
         if ctx.cancelled():
             return
-        await self._hand_over(ctx, ctx.incoming.text if ctx.incoming.kind is Kind.TEXT else "")
+        await self._hand_over(ctx, ctx.typed)
 
     async def _hand_over(self, ctx: Context, typed: str) -> None:
         code = rewards.tidy_code(typed)
@@ -533,14 +514,6 @@ class PickupFlow(PickingFlow):
             where = ctx._(" ({building}, room {room})").format(
                 building=building.name if building else "", room=resident.household.room
             )
-        await audit.record(
-            ctx.session,
-            "reward.pickup",
-            actor_id=ctx.person.id,
-            at=ctx.now,
-            redemption=found.id,
-            person=found.person_id,
-        )
         ctx.say(
             ctx._("Hand over {reward} to {name}{where}. It is recorded as picked up.").format(
                 reward=name_of(ctx.t, reward) if reward else "",

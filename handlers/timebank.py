@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 from handlers import resident_picker as picker
-from handlers.flow import Context, Notifier, Step
+from handlers.flow import CancellableFlow, Context, Notifier, Step
 from handlers.i18n import N_, Translator
-from handlers.messages import Kind, Outgoing
+from handlers.messages import Outgoing
 from handlers.notices import NoticeKind
 from handlers.reports.rules import REPORTER_ROLES
 from handlers.resident_picker import PickingFlow
@@ -48,7 +48,7 @@ def typed_minutes(ctx: Context) -> int | None:
     """A time pressed (a button's minutes) or typed as minutes ("75")."""
     if ctx.choice is not None:
         return int(ctx.choice) if ctx.choice.isdigit() else None
-    typed = ctx.incoming.text.strip() if ctx.incoming.kind is Kind.TEXT else ""
+    typed = ctx.typed
     return int(typed) if typed.isdigit() else None
 
 
@@ -62,7 +62,7 @@ async def where_they_live(ctx: Context | Notifier, t: Translator, person_id: int
     )
 
 
-class TimeBankFlow(PickingFlow):
+class TimeBankFlow(CancellableFlow):
     name = "timebank"
     command = "timebank"
     description = N_("Time bank: ask neighbours for help, or help them")
@@ -154,7 +154,7 @@ class TimeBankFlow(PickingFlow):
     async def step_what(self, ctx: Context) -> None:
         if ctx.cancelled():
             return
-        what = " ".join(ctx.incoming.text.split()) if ctx.incoming.kind is Kind.TEXT else ""
+        what = " ".join(ctx.typed.split())
         if not what or len(what) > timebank.MAX_WHAT:
             ctx.say(
                 ctx._("Please describe it in 1 to {most} characters.").format(
@@ -213,8 +213,7 @@ class TimeBankFlow(PickingFlow):
     async def step_post(self, ctx: Context) -> None:
         if await self._unanswered(ctx):
             return
-        data = dict(ctx.data)
-        ctx.finish()
+        data = ctx.finish()
         posted = await timebank.post(
             ctx.session,
             ctx.person.id,
@@ -440,8 +439,7 @@ class TimeBankFlow(PickingFlow):
     async def step_settle(self, ctx: Context) -> None:
         if await self._unanswered(ctx):
             return
-        data = dict(ctx.data)
-        ctx.finish()
+        data = ctx.finish()
         request_id = int(data["request"])  # type: ignore[call-overload]
         minutes = int(data["minutes"])  # type: ignore[call-overload]
         done = await timebank.complete(

@@ -32,3 +32,20 @@ async def record(
             detail=detail,
         )
     )
+
+
+OPERATOR = "operator"
+
+
+async def staff_action(
+    session: AsyncSession, action: str, actor_id: int | None, at: datetime, **detail: Any
+) -> None:
+    """A change staff make in chat (`actor_id`), or the operator on the command line (None)."""
+    await record(
+        session,
+        action,
+        actor_id=actor_id,
+        actor_label="" if actor_id is not None else OPERATOR,
+        at=at,
+        **detail,
+    )

@@ -16,7 +16,7 @@ from handlers.agenda.results import ResultsCard
 from handlers.agenda.staff import StaffSteps
 from handlers.flow import CANCEL, Context, Flow, Step
 from handlers.i18n import N_
-from handlers.messages import Kind, Outgoing
+from handlers.messages import Outgoing
 from handlers.photo_step import PhotoStep
 from handlers.reports.rules import ReportRules
 from handlers.voting import vote, vote_for
@@ -138,7 +138,7 @@ class AgendaFlow(StaffSteps, Flow):
     async def step_title(self, ctx: Context) -> None:
         if ctx.cancelled():
             return
-        title = " ".join(ctx.incoming.text.split()) if ctx.incoming.kind is Kind.TEXT else ""
+        title = " ".join(ctx.typed.split())
         if not title or len(title) > self.rules.title_limit:
             texts.refuse(ctx, self.rules, Problem.TITLE)
             self._ask_title(ctx)
@@ -157,7 +157,7 @@ class AgendaFlow(StaffSteps, Flow):
     async def step_description(self, ctx: Context) -> None:
         if ctx.cancelled():
             return
-        text = ctx.incoming.text.strip() if ctx.incoming.kind is Kind.TEXT else ""
+        text = ctx.typed
         if not text or len(text) > self.rules.description_limit:
             if text:
                 texts.refuse(ctx, self.rules, Problem.DESCRIPTION)
@@ -196,8 +196,7 @@ class AgendaFlow(StaffSteps, Flow):
     async def step_confirm(self, ctx: Context) -> None:
         if ctx.cancelled():
             return
-        draft = dict(ctx.data)
-        ctx.finish()
+        draft = ctx.finish()
         photo = draft.get("photo")
         done = await proposals.propose(
             ctx.session,

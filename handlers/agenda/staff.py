@@ -182,7 +182,7 @@ class StaffSteps:
             ctx.finish()
             ctx.say(ctx._("Cancelled. Nothing was changed."))
             return
-        reason = ctx.incoming.text.strip() if ctx.incoming.kind is Kind.TEXT else ""
+        reason = ctx.typed
         if not reason or len(reason) > ctx.rules.max_text_length:
             texts.refuse(ctx, self.rules, Problem.NO_REASON)
             return
@@ -327,7 +327,7 @@ class StaffSteps:
 
     async def step_progress_note(self, ctx: Context) -> None:
         if ctx.choice != SKIP:
-            note = ctx.incoming.text.strip() if ctx.incoming.kind is Kind.TEXT else ""
+            note = ctx.typed
             if not note or len(note) > ctx.rules.max_text_length:
                 ctx.say(self._followup_problem(ctx, followup.Problem.EMPTY))
                 return
@@ -338,8 +338,7 @@ class StaffSteps:
         taken, photo = PROGRESS_PHOTO.answer(ctx, self.media)
         if not taken:
             return
-        draft = dict(ctx.data)
-        ctx.finish()
+        draft = ctx.finish()
         recorded = await followup.progress(
             ctx.session,
             ctx.person.id,

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from handlers.broadcasts.notices import CHANNEL_NAMES
-from handlers.flow import CANCEL, Context, Flow, Step
+from handlers.flow import CancellableFlow, Context, Step
 from handlers.i18n import N_
 from handlers.messages import Kind
 from handlers.photo_step import PhotoStep
@@ -49,7 +49,7 @@ PROBLEMS = {
 RECENT = 5
 
 
-class BroadcastFlow(Flow):
+class BroadcastFlow(CancellableFlow):
     name = NAME
     command = "broadcast"
     description = N_("Send an announcement (staff, building heads)")
@@ -98,9 +98,6 @@ class BroadcastFlow(Flow):
                 ],
             )
 
-    def _ask(self, ctx: Context, step: str, text: str, options: list[tuple[str, str]]) -> None:
-        ctx.ask(NAME, step, text, options=[*options, (ctx._("Cancel"), CANCEL)])
-
     async def step_menu(self, ctx: Context) -> None:
         if ctx.cancelled():
             return
@@ -129,7 +126,7 @@ class BroadcastFlow(Flow):
     async def step_text(self, ctx: Context) -> None:
         if ctx.cancelled():
             return
-        text = ctx.incoming.text.strip() if ctx.incoming.kind is Kind.TEXT else ""
+        text = ctx.typed
         if not text:
             ctx.say(ctx._("Please type the announcement's text."))
             self._ask_text(ctx)
@@ -349,7 +346,7 @@ class BroadcastFlow(Flow):
     async def step_at(self, ctx: Context) -> None:
         if ctx.cancelled():
             return
-        typed = ctx.incoming.text.strip() if ctx.incoming.kind is Kind.TEXT else ""
+        typed = ctx.typed
         try:
             at = datetime.strptime(typed, "%Y-%m-%d %H:%M").replace(tzinfo=self.zone)
         except ValueError:
@@ -437,8 +434,7 @@ class BroadcastFlow(Flow):
         if ctx.choice != SEND:
             await self.ask_again(ctx)
             return
-        data = dict(ctx.data)
-        ctx.finish()
+        data = ctx.finish()
         private, groups = self._where(data)
         at = datetime.fromisoformat(str(data["at"])) if data.get("at") else ctx.now
         made, queued = await compose.create(
@@ -522,13 +518,7 @@ class BroadcastFlow(Flow):
     # --- Who acknowledged -------------------------------------------------------------------
 
     async def _ask_status(self, ctx: Context) -> None:
-        query = select(Broadcast).where(Broadcast.ack, Broadcast.status.in_(("sending", "done")))
-        mine = await self._mine(ctx)
-        if mine is not None:
-            query = query.where(Broadcast.author_id == mine)
-        recent = (
-            await ctx.session.scalars(query.order_by(Broadcast.id.desc()).limit(RECENT))
-        ).all()
+        recent = await acks.asking(ctx.session, await self._mine(ctx), limit=RECENT)
         if not recent:
             ctx.finish()
             ctx.say(ctx._("No announcement has asked for acknowledgement yet."))

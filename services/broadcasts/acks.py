@@ -32,6 +32,15 @@ async def acknowledge(
     )
 
 
+async def asking(session: AsyncSession, author_id: int | None, *, limit: int) -> list[Broadcast]:
+    """The latest broadcasts under way or done that asked for acknowledgement, newest first;
+    one author's, or everyone's (None)."""
+    query = select(Broadcast).where(Broadcast.ack, Broadcast.status.not_in((SCHEDULED, CANCELLED)))
+    if author_id is not None:
+        query = query.where(Broadcast.author_id == author_id)
+    return list((await session.scalars(query.order_by(Broadcast.id.desc()).limit(limit))).all())
+
+
 async def acknowledged(session: AsyncSession, broadcast_id: int) -> set[int]:
     return set(
         await session.scalars(
@@ -129,7 +138,7 @@ async def still_unacknowledged(
     missing = wanted - await acknowledged(session, broadcast_id)
     if not missing:
         return {}
-    reachable = {r.person_id for r in await audience.recipients(session, broadcast.audience)}
+    reachable = {r.person_id for r in await audience.chats_of(session, missing)}
     rows = await session.execute(
         select(Person.id, Person.display_name, Household.room, Household.building_id)
         .join(Household, Household.id == Person.household_id)

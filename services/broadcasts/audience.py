@@ -99,7 +99,12 @@ def _split(key: str) -> tuple[str, str]:
 async def recipients(session: AsyncSession, audience: Sequence[str]) -> list[Recipient]:
     """Everyone the keys name, once, each at their best private chat; people we have no
     private chat with (never wrote, or blocked us) are left out, and counted by the caller."""
-    wanted = await people_in(session, audience)
+    return await chats_of(session, await people_in(session, audience))
+
+
+async def chats_of(session: AsyncSession, wanted: set[int]) -> list[Recipient]:
+    """These people at their best private chat: the app they wrote from last first; those
+    with none are left out."""
     if not wanted:
         return []
     rows = (

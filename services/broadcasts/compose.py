@@ -38,13 +38,13 @@ class Preview:
 async def preview(
     session: AsyncSession, keys: Sequence[str], *, private: bool, groups: bool
 ) -> Preview:
-    people = await audience.recipients(session, keys) if private else []
+    named = await audience.people_in(session, keys) if private else set()
+    people = await audience.chats_of(session, named)
     chats = await audience.group_targets(session, keys) if groups else []
-    named = len(await audience.people_in(session, keys)) if private else 0
     return Preview(
         dict(Counter(r.channel for r in people)),
         dict(Counter(g.channel for g in chats)),
-        named - len(people),
+        len(named) - len(people),
     )
 
 
@@ -83,12 +83,11 @@ async def create(
     )
     session.add(broadcast)
     await session.flush()
-    await audit.record(
+    await audit.staff_action(
         session,
         "broadcast.create",
-        actor_id=author_id,
-        actor_label="" if author_id is not None else "operator",
-        at=now,
+        author_id,
+        now,
         broadcast=broadcast.id,
         audience=",".join(keys),
         ack=ack,
@@ -203,12 +202,11 @@ async def cancel(
         .returning(Broadcast.id)
     )
     if done is not None:
-        await audit.record(
+        await audit.staff_action(
             session,
             "broadcast.cancel",
-            actor_id=actor_id,
-            actor_label="" if actor_id is not None else "operator",
-            at=now,
+            actor_id,
+            now,
             broadcast=broadcast_id,
         )
     return done is not None

@@ -205,12 +205,11 @@ async def award_by_staff(
 
     paid = await session.run_sync(run)
     if not paid.replayed:
-        await audit.record(
+        await audit.staff_action(
             session,
             "points.award",
-            actor_id=actor_id,
-            actor_label="" if actor_id is not None else "operator",
-            at=now,
+            actor_id,
+            now,
             person=person_id,
             amount=amount,
             rule=rule or "",

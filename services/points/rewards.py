@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import Redemption, Reward
+from services import audit
 from services.points import ledger
 from services.points.ledger import POINTS, STORE, Overdrawn, Posting
 
@@ -46,7 +47,9 @@ async def add(
     starts_at: datetime,
     ends_at: datetime,
     now: datetime,
+    actor_id: int | None = None,
 ) -> Reward:
+    """A reward in the catalog, added by staff (`actor_id`) or the operator; audited."""
     if price <= 0 or stock < 0 or ends_at <= starts_at:
         raise ValueError("a reward has a price above 0, a stock of 0 or more, and a window")
     reward = Reward(
@@ -61,6 +64,7 @@ async def add(
     )
     session.add(reward)
     await session.flush()
+    await audit.staff_action(session, "reward.add", actor_id, now, reward=reward.id)
     return reward
 
 
@@ -173,18 +177,24 @@ async def pick_up(
     if found is None:
         return PickupRefusal.UNKNOWN
     if done is not None:
+        await audit.staff_action(
+            session, "reward.pickup", staff_id, now, redemption=found.id, person=found.person_id
+        )
         return found
     return PickupRefusal.ALREADY if found.status == PICKED_UP else PickupRefusal.EXPIRED
 
 
 async def expire_due(session: AsyncSession, now: datetime) -> int:
     """Held redemptions past their pickup time: points back to the resident, stock back to
-    the reward, once each (the status moves under the same conditional update). How many."""
+    the reward, once each (the status moves under the same conditional update). How many.
+    The scheduler's tick runs it."""
     due = (
         await session.scalars(
             select(Redemption.id).where(Redemption.status == HELD, Redemption.expires_at <= now)
         )
     ).all()
+    if not due:
+        return 0  # every tick: nothing more to read
     store = await ledger.system(session, STORE, POINTS)
     expired = 0
     for redemption_id in due:
@@ -255,28 +265,39 @@ async def held_by(session: AsyncSession, person_id: int, now: datetime) -> list[
     )
 
 
-async def set_stock(session: AsyncSession, reward_id: int, stock: int) -> Reward | None:
+async def set_stock(
+    session: AsyncSession, reward_id: int, stock: int, now: datetime, *, actor_id: int | None
+) -> Reward | None:
     """Staff counted the shelf: the stock is this many now (one statement, so a redemption at
-    the same moment is counted before or after it, never lost in between)."""
+    the same moment is counted before or after it, never lost in between); audited."""
     if stock < 0:
         raise ValueError("a stock is 0 or more")
-    changed = await session.scalar(
-        update(Reward).where(Reward.id == reward_id).values(stock=stock).returning(Reward.id)
-    )
-    return None if changed is None else await _fresh(session, reward_id)
+    changed = await _change(session, reward_id, stock=stock)
+    if changed is not None:
+        await audit.staff_action(
+            session, "reward.stock", actor_id, now, reward=reward_id, stock=stock
+        )
+    return changed
 
 
-async def close(session: AsyncSession, reward_id: int) -> Reward | None:
-    """No longer offered; redemptions already held can still be picked up."""
-    changed = await session.scalar(
-        update(Reward).where(Reward.id == reward_id).values(active=False).returning(Reward.id)
-    )
-    return None if changed is None else await _fresh(session, reward_id)
+async def close(
+    session: AsyncSession, reward_id: int, now: datetime, *, actor_id: int | None
+) -> Reward | None:
+    """No longer offered; redemptions already held can still be picked up. Audited."""
+    changed = await _change(session, reward_id, active=False)
+    if changed is not None:
+        await audit.staff_action(session, "reward.close", actor_id, now, reward=reward_id)
+    return changed
 
 
-async def _fresh(session: AsyncSession, reward_id: int) -> Reward | None:
+async def _change(session: AsyncSession, reward_id: int, **values: object) -> Reward | None:
+    """The reward as the UPDATE left it (None: no such reward)."""
     return await session.scalar(
-        select(Reward).where(Reward.id == reward_id).execution_options(populate_existing=True)
+        update(Reward)
+        .where(Reward.id == reward_id)
+        .values(**values)
+        .returning(Reward)
+        .execution_options(populate_existing=True)
     )
 
 
@@ -297,8 +318,3 @@ async def redeemed_counts(session: AsyncSession) -> dict[int, int]:
         .group_by(Redemption.reward_id)
     )
     return {reward_id: int(n) for reward_id, n in rows.all()}
-
-
-async def expire_job(session: AsyncSession, now: datetime) -> int:
-    """The scheduler's tick: unclaimed redemptions give their points and stock back."""
-    return await expire_due(session, now)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, delete, or_, select, update
+from sqlalchemy import Table, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from models import TimebankCoverage, TimebankElder, TimebankRequest
@@ -83,12 +83,11 @@ async def mark_elder(
     else:
         await session.execute(delete(TimebankElder).where(TimebankElder.person_id == person_id))
     await session.flush()
-    await audit.record(
+    await audit.staff_action(
         session,
         "timebank.elder" if elder else "timebank.elder_removed",
-        actor_id=actor_id,
-        actor_label="" if actor_id is not None else "operator",
-        at=now,
+        actor_id,
+        now,
         person=person_id,
     )
     return True
@@ -152,7 +151,14 @@ async def open_requests(
 
 
 async def count_open(session: AsyncSession, *, leave_out: int) -> int:
-    return len(await open_requests(session, leave_out=leave_out, limit=100))
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(TimebankRequest)
+            .where(TimebankRequest.status == OPEN, TimebankRequest.requester_id != leave_out)
+        )
+        or 0
+    )
 
 
 async def involving(session: AsyncSession, person_id: int) -> list[TimebankRequest]:
@@ -179,17 +185,11 @@ async def _move(
 ) -> TimebankRequest | None:
     """The one way a request changes state: a conditional UPDATE; None when it did not hold
     (another press, another person, got there first)."""
-    changed = await session.scalar(
+    return await session.scalar(
         update(TimebankRequest)
         .where(TimebankRequest.id == request_id, *conditions)  # type: ignore[arg-type]
         .values(**values)
-        .returning(TimebankRequest.id)
-    )
-    if changed is None:
-        return None
-    return await session.scalar(
-        select(TimebankRequest)
-        .where(TimebankRequest.id == request_id)
+        .returning(TimebankRequest)
         .execution_options(populate_existing=True)
     )
 
@@ -246,11 +246,23 @@ async def cancel(
 
 @dataclass(frozen=True)
 class Completed:
-    request: TimebankRequest
-    paid: int  # minutes the volunteer received
-    own: int  # of which the requester's own
-    pool: int  # and the pool's cover
+    request: TimebankRequest  # done, with what paid it
     points: int  # points the volunteer earned for the time given
+
+    @property
+    def own(self) -> int:
+        """Minutes the requester's own account paid."""
+        return self.request.own_minutes or 0
+
+    @property
+    def pool(self) -> int:
+        """Minutes the pool covered (an elderly resident's)."""
+        return self.request.pool_minutes or 0
+
+    @property
+    def paid(self) -> int:
+        """Minutes the volunteer received."""
+        return self.own + self.pool
 
 
 async def complete(
@@ -294,20 +306,15 @@ async def complete(
             transfer_id = None
             if own + pool:
                 transfer_id = (await _pay(session, done, own, pool, volunteer_id, now)).id
-            await _move(
-                session,
-                request_id,
-                own_minutes=own,
-                pool_minutes=pool,
-                transfer_id=transfer_id,
-            )
+            done.own_minutes, done.pool_minutes, done.transfer_id = own, pool, transfer_id
+            await session.flush()
     except ledger.Overdrawn:
         return Refusal.OVERDRAWN
     points = policy.volunteer_hour_points * minutes // 60
     await awards.award(
         session, volunteer_id, VOLUNTEER_RULE, points, f"timebank:{request_id}:volunteer", now
     )
-    return Completed(done, own + pool, own, pool, points)
+    return Completed(done, points)
 
 
 async def _pay(
